@@ -1,0 +1,52 @@
+import math
+
+import pandas as pd
+
+from robustgen.checkpoints import extract
+
+COLUMNS = ["step", "train_loss", "train_acc", "test_loss", "test_acc", "weight_norm", "last_layer_norm"]
+
+
+def _log(rows):
+    return pd.DataFrame([dict(zip(COLUMNS, r)) for r in rows])
+
+
+LOG = _log([
+    (0, 1.0, 0.10, 1.0, 0.10, 90.0, 14.0),
+    (100, 0.5, 0.985, 0.9, 0.15, 89.0, 13.9),
+    (200, 0.1, 0.99, 0.8, 0.18, 88.0, 13.8),   # memorised: first train_acc >= 0.99
+    (300, 0.0, 1.00, 0.5, 0.85, 80.0, 12.0),   # 0.85 is not > 0.85
+    (400, 0.0, 1.00, 0.3, 0.851, 70.0, 10.0),  # generalised: first test_acc > 0.85
+    (500, 0.0, 1.00, 0.2, 0.84, 65.0, 9.0),
+])
+
+
+def test_walker_thresholds():
+    found = extract(LOG, memorised_train_acc=0.99, generalised_test_acc=0.85)
+    cps = found["checkpoints"]
+    assert cps["memorised"]["step"] == 200 and cps["memorised"]["test_acc"] == 0.18
+    assert cps["generalised"]["step"] == 400 and cps["generalised"]["test_acc"] == 0.851
+    assert cps["final"]["step"] == 500
+    assert found["status"] == "generalised"
+    assert found["thresholds"] == dict(memorised_train_acc=0.99, generalised_test_acc=0.85)
+
+
+def test_threshold_never_met_is_recorded_not_reached():
+    found = extract(LOG, memorised_train_acc=0.99, generalised_test_acc=0.9)
+    assert found["checkpoints"]["generalised"] == dict(reached=False, step=None, train_acc=None, test_acc=None,
+                                                        train_loss=None, test_loss=None, weight_norm=None)
+    assert found["status"] == "memorised_only"
+    found = extract(LOG.iloc[:2], memorised_train_acc=0.99, generalised_test_acc=0.85)
+    assert not found["checkpoints"]["memorised"]["reached"]
+    assert found["status"] == "neither"
+    assert found["checkpoints"]["final"]["step"] == 100
+
+
+def test_rows_out_of_order_and_divergence():
+    found = extract(LOG.iloc[::-1], memorised_train_acc=0.9, generalised_test_acc=0.5)
+    assert found["checkpoints"]["memorised"]["step"] == 100
+    assert found["checkpoints"]["generalised"]["step"] == 300
+    diverged = pd.concat([LOG.iloc[:3], _log([(300, math.nan, 0.1, math.nan, 0.1, math.nan, math.nan)])])
+    found = extract(diverged, memorised_train_acc=0.99, generalised_test_acc=0.85, stop_reason="diverged")
+    assert found["status"] == "diverged"
+    assert found["checkpoints"]["memorised"]["step"] == 200

@@ -1,0 +1,106 @@
+"""End to end: the smoke study through Snakemake, its outputs, and what dry runs say reruns."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from robustgen.data import as_float, read_split
+from robustgen.evaluation import evaluate
+from robustgen.models import build
+
+pytestmark = pytest.mark.e2e
+SMOKE = str(Path(__file__).with_name("smoke.yaml"))
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    from conftest import Workflow
+
+    wf = Workflow(tmp_path_factory.mktemp("smoke"))
+    wf.run("--cores", "2", "--configfile", SMOKE)
+    return wf
+
+
+def test_table_has_one_consistent_row_per_run(smoke):
+    results = smoke.workdir / "results"
+    table = pd.read_csv(results / "tables" / "grokking_runs.csv")
+    assert list(zip(table.init_scale, table.weight_decay, table.seed)) == [(1.0, 0.1, 0), (8.0, 0.1, 0)]
+    assert set(table.dataset) == {"mnist_embedded"}
+    for row in table.itertuples():
+        run_dir = results / "grokking" / "mnist_embedded" / f"alpha{row.init_scale:g}_wd{row.weight_decay:g}_seed{row.seed}"
+        metrics = pd.read_csv(run_dir / "metrics.csv")
+        assert row.steps == metrics.step.iloc[-1]
+        assert row.final_test_acc == metrics.test_acc.iloc[-1]
+        generalised = metrics[metrics.test_acc > 0.85].step
+        if generalised.empty:
+            assert pd.isna(row.generalised_step)
+        else:
+            assert row.generalised_step == generalised.iloc[0]
+        memorised = metrics[metrics.train_acc >= 0.99].step
+        assert pd.isna(row.memorised_step) if memorised.empty else row.memorised_step == memorised.iloc[0]
+    # the smoke grid holds both outcomes: α=1 generalises within 300 steps, α=8 does not even memorise
+    assert table.status.tolist() == ["generalised", "neither"]
+    assert table.stop_reason.tolist() == ["generalised", "max_steps"]
+
+
+def test_checkpoint_weights_reproduce_the_recorded_accuracy(smoke):
+    results = smoke.workdir / "results"
+    split = read_split(results / "data" / "grokking" / "mnist_embedded.pt")
+    blob = torch.load(results / "grokking" / "mnist_embedded" / "alpha1_wd0.1_seed0" / "checkpoints.pt",
+                      weights_only=True)
+    table = pd.read_csv(results / "tables" / "grokking_runs.csv").iloc[0]
+    assert set(blob["checkpoints"]) == {"generalised", "final"}  # memorised was not reached
+    model = build(blob["model_spec"])
+    model.load_state_dict(blob["checkpoints"]["generalised"]["state_dict"])
+    _, test_acc = evaluate(model, as_float(split.test_x), split.test_y, "mse").tolist()
+    assert blob["checkpoints"]["generalised"]["step"] == table.generalised_step
+    assert test_acc == pytest.approx(table.generalised_test_acc, abs=1e-9)
+
+
+def test_figures_are_real_png_and_pdf(smoke):
+    figures = smoke.workdir / "results" / "figures"
+    for name in ("grokking_curves", "grokking_steps_to_generalise"):
+        png, pdf = figures / f"{name}.png", figures / f"{name}.pdf"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+        assert pdf.read_bytes()[:5] == b"%PDF-"
+
+
+def test_up_to_date_study_plans_nothing(smoke):
+    assert smoke.planned_jobs("--configfile", SMOKE) == {}
+
+
+def test_adding_a_seed_schedules_only_the_new_runs(smoke):
+    jobs = smoke.planned_jobs("--configfile", SMOKE, "--config", "grokking={seeds: [0, 1]}")
+    assert jobs == {"train_grokking": 2, "extract_checkpoints": 2, "grokking_table": 1,
+                    "grokking_figures": 1, "all": 1}
+
+
+def test_changing_a_threshold_reruns_extraction_never_training(smoke):
+    jobs = smoke.planned_jobs("--configfile", SMOKE, "--config", "checkpoints={generalised_test_acc: 0.8}")
+    assert jobs == {"extract_checkpoints": 2, "grokking_table": 1, "grokking_figures": 1, "all": 1}
+
+
+def test_changing_a_training_knob_reruns_training(smoke):
+    jobs = smoke.planned_jobs("--configfile", SMOKE, "--config", "grokking={lr: 0.002}")
+    assert jobs["train_grokking"] == 2 and "prepare_grokking_data" not in jobs
+    jobs = smoke.planned_jobs("--configfile", SMOKE, "--config", "data={split_seed: 1}")
+    assert jobs["prepare_grokking_data"] == 1 and jobs["train_grokking"] == 2
+
+
+def test_report_holds_every_figure(smoke):
+    smoke.run("--configfile", SMOKE, "--report", "report.html")
+    html = (smoke.workdir / "report.html").read_text(errors="ignore")
+    assert "grokking_curves.png" in html and "grokking_steps_to_generalise.png" in html
+
+
+def test_missing_dataset_offline_fails_with_instructions(workflow_factory, tmp_path):
+    wf = workflow_factory("offline")
+    proc = wf.run("--cores", "1", "--configfile", SMOKE, "--config", "grokking={datasets: [mnist]}",
+                  f"data={{dir: {tmp_path / 'empty'}, download: false}}", check=False)
+    assert proc.returncode != 0
+    log = (wf.workdir / "logs" / "data" / "grokking" / "mnist.log").read_text()
+    assert "Dataset 'mnist' was not found" in log and "robustgen download mnist" in log
+    assert "mnist_embedded" in log
+    assert not (wf.workdir / "results" / "data" / "grokking" / "mnist.pt").exists()

@@ -1,0 +1,57 @@
+"""Memorised / generalised / final checkpoints from a run's metric log (DESIGN.md §3, Walker's protocol)."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+CHECKPOINTS = ("memorised", "generalised", "final")
+
+
+def first_evaluation(metrics: pd.DataFrame, column: str, threshold: float, strict: bool) -> dict | None:
+    """The first row whose `column` is > `threshold` (strict) or >= it, as a dict; None if never."""
+    values = metrics[column]
+    hits = metrics[values > threshold] if strict else metrics[values >= threshold]
+    return None if hits.empty else hits.iloc[0].to_dict()
+
+
+def _entry(row: dict | None) -> dict:
+    if row is None:
+        return dict(reached=False, step=None, train_acc=None, test_acc=None, train_loss=None, test_loss=None,
+                    weight_norm=None)
+    return dict(reached=True, step=int(row["step"]), train_acc=row["train_acc"], test_acc=row["test_acc"],
+                train_loss=row["train_loss"], test_loss=row["test_loss"], weight_norm=row["weight_norm"])
+
+
+def status(found: dict, stop_reason: str) -> str:
+    """One word per run: diverged, generalised, memorised_only or neither."""
+    if stop_reason == "diverged":
+        return "diverged"
+    if found["generalised"]["reached"]:
+        return "generalised"
+    if found["memorised"]["reached"]:
+        return "memorised_only"
+    return "neither"
+
+
+def extract(metrics: pd.DataFrame, *, memorised_train_acc: float, generalised_test_acc: float,
+            stop_reason: str = "") -> dict:
+    """Find the checkpoints in an evaluation log (rows in step order, columns as train.METRICS).
+
+    memorised: the first evaluation with train accuracy >= `memorised_train_acc`;
+    generalised: the first with test accuracy > `generalised_test_acc`;
+    final: the last evaluation. A threshold never met is recorded as not reached.
+    """
+    metrics = metrics.sort_values("step")
+    finite = metrics[metrics["train_loss"].map(math.isfinite)]
+    found = {
+        "memorised": _entry(first_evaluation(finite, "train_acc", memorised_train_acc, strict=False)),
+        "generalised": _entry(first_evaluation(finite, "test_acc", generalised_test_acc, strict=True)),
+        "final": _entry(metrics.iloc[-1].to_dict() if len(metrics) else None),
+    }
+    return dict(
+        checkpoints=found,
+        thresholds=dict(memorised_train_acc=memorised_train_acc, generalised_test_acc=generalised_test_acc),
+        status=status(found, stop_reason),
+    )

@@ -1,0 +1,102 @@
+"""One Omnigrok MNIST grokking run (DESIGN.md §2): build, scale, train, keep snapshots and metrics."""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from . import data as datasets
+from .io import atomic_torch_save, write_csv, write_json
+from .models import build, model_spec, scale_init_
+from .train import DTYPES, METRICS, Data, evaluation_steps, resolve_device, train
+
+
+@dataclass
+class GrokkingSettings:
+    """Every knob of a grokking run, as plain values (each arrives through the rule's params)."""
+
+    init_scale: float
+    weight_decay: float
+    seed: int
+    width: int = 200
+    depth: int = 3
+    lr: float = 1e-3
+    batch_size: int = 200
+    max_steps: int = 100_000
+    dtype: str = "float32"
+    device: str = "auto"
+    eval_per_decade: int = 20
+    eval_max_interval: int = 1000
+    stop_test_acc: float = 0.85
+    stop_steps_after: int = 5000
+
+
+def stop_after_generalising(test_acc: float, steps_after: int):
+    """Stopping rule: `steps_after` steps after the first evaluation with test accuracy > `test_acc`."""
+
+    def should_stop(history: list[dict]) -> str | None:
+        first = next((r["step"] for r in history if r["test_acc"] > test_acc), None)
+        if first is not None and history[-1]["step"] >= first + steps_after:
+            return "generalised"
+        return None
+
+    return should_stop
+
+
+def snapshot_path(snapshot_dir: Path, step: int) -> Path:
+    return Path(snapshot_dir) / f"step_{step:07d}.pt"
+
+
+def run(split_path: Path, settings: GrokkingSettings, *, metrics_path: Path, run_path: Path,
+        snapshot_dir: Path) -> dict:
+    """Train one network; write its metric log, its summary (returned) and a snapshot per evaluation."""
+    snapshot_dir = Path(snapshot_dir)
+    snapshot_dir.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(settings.device)
+    dtype = DTYPES[settings.dtype]
+
+    split = datasets.read_split(split_path)
+    data = Data(
+        datasets.as_float(split.train_x, device=device, dtype=dtype), split.train_y.to(device),
+        datasets.as_float(split.test_x, device=device, dtype=dtype), split.test_y.to(device),
+    )
+    spec = model_spec(split.input_dim, settings.width, settings.depth, split.num_classes)
+    torch.manual_seed(settings.seed)  # PyTorch default init draws from the global generator
+    model = scale_init_(build(spec), settings.init_scale).to(device=device, dtype=dtype)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    generator = torch.Generator(device=device).manual_seed(settings.seed)
+
+    def keep_snapshot(step, model, record):
+        state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        atomic_torch_save(dict(step=step, model_spec=spec, state_dict=state, metrics=record),
+                          snapshot_path(snapshot_dir, step))
+
+    result = train(
+        model, data, optimizer,
+        loss="mse",
+        batch_size=settings.batch_size,
+        max_steps=settings.max_steps,
+        eval_steps=evaluation_steps(settings.max_steps, settings.eval_per_decade, settings.eval_max_interval),
+        generator=generator,
+        should_stop=stop_after_generalising(settings.stop_test_acc, settings.stop_steps_after),
+        on_evaluation=keep_snapshot,
+    )
+    write_csv(pd.DataFrame(result.history, columns=METRICS), metrics_path)
+    summary = dict(
+        settings=asdict(settings),
+        data=split.meta,
+        model_spec=spec,
+        steps=result.steps,
+        stop_reason=result.stop_reason,
+        wall_seconds=round(result.seconds, 3),
+        device=str(device),
+        threads=torch.get_num_threads(),
+        torch=torch.__version__,
+        python=platform.python_version(),
+    )
+    write_json(summary, run_path)
+    return summary

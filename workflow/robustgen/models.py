@@ -1,0 +1,58 @@
+"""Fully-connected ReLU networks with Omnigrok's init scaling (DESIGN.md §2)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def mlp(input_dim: int, width: int, depth: int, num_classes: int) -> nn.Sequential:
+    """`depth` Linear layers of `width` hidden units with ReLU between them (Omnigrok's "depth 3, width 200").
+
+    Linear(input_dim, width) → ReLU → … → Linear(width, num_classes); PyTorch default init.
+    """
+    if depth < 1:
+        raise ValueError(f"depth must be >= 1, got {depth}")
+    sizes = [input_dim] + [width] * (depth - 1) + [num_classes]
+    layers: list[nn.Module] = []
+    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(fan_in, fan_out))
+        if i < depth - 1:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+def model_spec(input_dim: int, width: int, depth: int, num_classes: int) -> dict:
+    """The plain-value description stored with every snapshot, enough to rebuild the network."""
+    return dict(kind="mlp", input_dim=input_dim, width=width, depth=depth, num_classes=num_classes)
+
+
+def build(spec: dict) -> nn.Sequential:
+    if spec.get("kind") != "mlp":
+        raise ValueError(f"unknown model kind {spec.get('kind')!r}")
+    return mlp(spec["input_dim"], spec["width"], spec["depth"], spec["num_classes"])
+
+
+@torch.no_grad()
+def scale_init_(model: nn.Module, alpha: float) -> nn.Module:
+    """Multiply every parameter (weights and biases) by `alpha` in place (Omnigrok's init scale)."""
+    for p in model.parameters():
+        p.mul_(alpha)
+    return model
+
+
+@torch.no_grad()
+def weight_norms(model: nn.Sequential) -> torch.Tensor:
+    """[total L2 norm of all parameters, L2 norm of the last layer's parameters], as one tensor."""
+    squares = torch.stack([p.square().sum() for p in model.parameters()])
+    last = len(list(model[-1].parameters()))
+    return torch.stack([squares.sum(), squares[-last:].sum()]).sqrt()
+
+
+def relu_layers(model: nn.Sequential) -> list[int]:
+    """Indices in `model` of the Linear layers whose outputs feed a ReLU (the hidden pre-activations)."""
+    return [i for i, m in enumerate(model[:-1]) if isinstance(m, nn.Linear) and isinstance(model[i + 1], nn.ReLU)]
+
+
+def num_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

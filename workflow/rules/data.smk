@@ -1,0 +1,28 @@
+# Stage: data. Each dataset goes through its real loader once and is stored as a uint8 split.
+
+
+# Downloads need the internet, which cluster compute nodes often lack: run on the submitting host.
+localrules:
+    prepare_grokking_data,
+
+
+rule prepare_grokking_data:
+    output:
+        "results/data/grokking/{dataset}.pt",
+    log:
+        "logs/data/grokking/{dataset}.log",
+    conda:
+        "../../envs/robustgen.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        train_size=config["grokking"]["train_size"],
+        split_seed=config["data"]["split_seed"],
+        data_dir=config["data"]["dir"],
+        download=download_flag,
+    shell:
+        "python -m robustgen prepare-data --dataset {wildcards.dataset}"
+        " --train-size {params.train_size} --split-seed {params.split_seed}"
+        " --data-dir {params.data_dir:q} {params.download} --output {output} > {log} 2>&1"
