@@ -41,7 +41,9 @@ def test_default_grid_has_grokking_and_control():
     ({"grokking": {"seeds": []}}, "grokking.seeds", "at least 1"),
     ({"grokking": {"dtype": "float16"}}, "grokking.dtype", "one of float32, float64"),
     ({"grokking": {"init_scales": [0]}}, "grokking.init_scales[0]", "> 0"),
-    ({"grokking": {"device": "gpu"}}, "grokking.device", "auto"),
+    ({"device": "gpu"}, "device", "auto"),
+    ({"robustness": {"noise": "salt"}}, "robustness.noise", "one of uniform, gaussian, sign"),
+    ({"robustness": {"adversarial": {"norms": ["l1"]}}}, "robustness.adversarial.norms[0]", "one of l2, linf"),
 ])
 def test_bad_values_name_the_key_and_the_allowed_values(update, key, allowed):
     with pytest.raises(ConfigError) as err:

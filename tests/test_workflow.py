@@ -59,9 +59,13 @@ def test_checkpoint_weights_reproduce_the_recorded_accuracy(smoke):
     assert test_acc == pytest.approx(table.generalised_test_acc, abs=1e-9)
 
 
+FIGURES = ("grokking_curves", "grokking_steps_to_generalise", "robustness_histograms", "robustness_trajectory",
+           "robustness_random_vs_adversarial")
+
+
 def test_figures_are_real_png_and_pdf(smoke):
     figures = smoke.workdir / "results" / "figures"
-    for name in ("grokking_curves", "grokking_steps_to_generalise"):
+    for name in FIGURES:
         png, pdf = figures / f"{name}.png", figures / f"{name}.pdf"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
         assert pdf.read_bytes()[:5] == b"%PDF-"
@@ -73,13 +77,24 @@ def test_up_to_date_study_plans_nothing(smoke):
 
 def test_adding_a_seed_schedules_only_the_new_runs(smoke):
     jobs = smoke.planned_jobs("--configfile", SMOKE, "--config", "grokking={seeds: [0, 1]}")
-    assert jobs == {"train_grokking": 2, "extract_checkpoints": 2, "grokking_table": 1,
-                    "grokking_figures": 1, "all": 1}
+    assert jobs == {"train_grokking": 2, "extract_checkpoints": 2, "grokking_table": 1, "grokking_figures": 1,
+                    "probe_checkpoints": 2, "probe_trajectory": 2, "robustness_tables": 1,
+                    "robustness_figures": 1, "all": 1}
 
 
 def test_changing_a_threshold_reruns_extraction_never_training(smoke):
     jobs = smoke.planned_jobs("--configfile", SMOKE, "--config", "checkpoints={generalised_test_acc: 0.8}")
-    assert jobs == {"extract_checkpoints": 2, "grokking_table": 1, "grokking_figures": 1, "all": 1}
+    # the trajectory probes read the snapshots, not the checkpoints: they stay
+    assert jobs == {"extract_checkpoints": 2, "grokking_table": 1, "grokking_figures": 1,
+                    "probe_checkpoints": 2, "robustness_tables": 1, "robustness_figures": 1, "all": 1}
+
+
+def test_changing_a_probe_knob_reruns_only_probes(smoke):
+    jobs = smoke.planned_jobs("--configfile", SMOKE, "--config", "robustness={grid_deltas: [0.2]}")
+    assert jobs == {"probe_checkpoints": 2, "robustness_tables": 1, "robustness_figures": 1, "all": 1}
+    jobs = smoke.planned_jobs("--configfile", SMOKE, "--config", "robustness={draws: 3}")
+    assert jobs == {"probe_checkpoints": 2, "probe_trajectory": 2, "robustness_tables": 1,
+                    "robustness_figures": 1, "all": 1}
 
 
 def test_changing_a_training_knob_reruns_training(smoke):
@@ -92,7 +107,8 @@ def test_changing_a_training_knob_reruns_training(smoke):
 def test_report_holds_every_figure(smoke):
     smoke.run("--configfile", SMOKE, "--report", "report.html")
     html = (smoke.workdir / "report.html").read_text(errors="ignore")
-    assert "grokking_curves.png" in html and "grokking_steps_to_generalise.png" in html
+    for name in FIGURES:
+        assert f"{name}.png" in html
 
 
 def test_missing_dataset_offline_fails_with_instructions(workflow_factory, tmp_path):
@@ -104,3 +120,24 @@ def test_missing_dataset_offline_fails_with_instructions(workflow_factory, tmp_p
     assert "Dataset 'mnist' was not found" in log and "robustgen download mnist" in log
     assert "mnist_embedded" in log
     assert not (wf.workdir / "results" / "data" / "grokking" / "mnist.pt").exists()
+
+
+def test_robustness_tables_agree_with_the_per_image_probes(smoke):
+    results = smoke.workdir / "results"
+    per_image = pd.read_csv(results / "robustness" / "mnist_embedded" / "alpha1_wd0.1_seed0" / "checkpoints.csv")
+    summary = pd.read_csv(results / "tables" / "robustness_summary.csv")
+    # α=1 reached only the generalised and final checkpoints; α=8 only the final one
+    assert set(per_image.checkpoint) == {"generalised", "final"}
+    assert set(per_image["mode"]) == {"grid", "bisection", "pgd"} and set(per_image.norm) == {"l2", "linf"}
+    assert per_image.image.min() == 1000 and per_image.image.nunique() == 100
+    for (checkpoint, mode, norm), frame in per_image.groupby(["checkpoint", "mode", "norm"]):
+        row = summary[(summary.scope == "run") & (summary.init_scale == 1.0) & (summary.checkpoint == checkpoint)
+                      & (summary["mode"] == mode) & (summary.norm == norm)]
+        assert len(row) == 1
+        assert row.iloc[0]["median"] == pytest.approx(frame.radius.dropna().median())
+        assert row.iloc[0].n_excluded == frame.radius.isna().sum()
+    # an image misclassified without noise is excluded in every mode alike
+    excluded = per_image[per_image.radius.isna()].groupby(["checkpoint", "mode", "norm"]).image.apply(frozenset)
+    assert excluded.groupby(level=0).nunique().max() == 1
+    trajectory = pd.read_csv(results / "tables" / "robustness_trajectory.csv")
+    assert trajectory.groupby(["init_scale", "seed"]).step.nunique().max() <= 6

@@ -99,6 +99,96 @@ def cmd_grokking_figures(args) -> None:
     save_figure(figures.steps_to_generalise(table), args.grid_png, args.grid_pdf)
 
 
+def _probe_settings(args):
+    from .robustness import ProbeSettings
+
+    return ProbeSettings(
+        image_first=args.image_first, image_count=args.image_count, seed=args.noise_seed, noise=args.noise,
+        k=args.draws, clip=args.clip, max_radius=args.max_radius, grid_deltas=tuple(args.grid_deltas),
+        bracket_step=args.bracket_step, tol=args.tol, adversarial_norms=tuple(args.adversarial_norms),
+        pgd_steps=args.pgd_steps, pgd_step_size=args.pgd_step_size, pgd_targeted=args.pgd_targeted,
+        max_eps_l2=args.max_eps_l2, max_eps_linf=args.max_eps_linf, tol_l2=args.tol_l2, tol_linf=args.tol_linf,
+        device=args.device,
+    )
+
+
+def cmd_probe_checkpoints(args) -> None:
+    from .io import write_csv
+    from .robustness import probe_checkpoints
+
+    _threads(args.threads)
+    table = probe_checkpoints(args.data, args.checkpoints, args.run_json, _probe_settings(args))
+    write_csv(table, args.output)
+    print(table.groupby(["checkpoint", "measure", "mode", "norm", "delta"], dropna=False)["radius"].median())
+
+
+def cmd_probe_trajectory(args) -> None:
+    from .io import write_csv
+    from .robustness import probe_trajectory
+
+    _threads(args.threads)
+    table = probe_trajectory(args.data, args.snapshots, args.run_json, _probe_settings(args),
+                             snapshots=args.trajectory_snapshots, images=args.trajectory_images)
+    write_csv(table, args.output)
+    print(f"{table['step'].nunique()} snapshots probed")
+
+
+def cmd_robustness_tables(args) -> None:
+    from .io import read_json, write_csv
+    from .robustness import summary, trajectory_table
+
+    per_image = pd.concat([pd.read_csv(p) for p in args.checkpoint_probes], ignore_index=True)
+    write_csv(summary(per_image, resamples=args.resamples, seed=args.bootstrap_seed), args.summary)
+    metrics = {}
+    for run_json, log in zip(args.runs, args.metrics, strict=True):
+        run = read_json(run_json)
+        key = (run["data"]["dataset"], run["settings"]["init_scale"], run["settings"]["weight_decay"],
+               run["settings"]["seed"])
+        metrics[key] = pd.read_csv(log)
+    trajectory = pd.concat([pd.read_csv(p) for p in args.trajectory_probes], ignore_index=True)
+    write_csv(trajectory_table(trajectory, metrics), args.trajectory)
+
+
+def cmd_robustness_figures(args) -> None:
+    from . import figures
+    from .io import save_figure
+
+    per_image = pd.concat([pd.read_csv(p) for p in args.checkpoint_probes], ignore_index=True)
+    save_figure(figures.robustness_histograms(per_image), args.histograms, args.histograms_pdf)
+    save_figure(figures.robustness_trajectory(pd.read_csv(args.trajectory)), args.trajectory_png,
+                args.trajectory_pdf)
+    save_figure(figures.random_vs_adversarial(per_image), args.random_vs_adversarial,
+                args.random_vs_adversarial_pdf)
+
+
+def _probe_flags() -> argparse.ArgumentParser:
+    """Flags shared by the probe commands (robustness.* in config.yaml)."""
+    from .probes import NOISES, NORMS
+
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--image-first", type=int, default=1000)
+    p.add_argument("--image-count", type=int, default=500)
+    p.add_argument("--noise-seed", type=int, default=0)
+    p.add_argument("--noise", choices=NOISES, default="uniform")
+    p.add_argument("--draws", type=int, default=5)
+    p.add_argument("--clip", action=argparse.BooleanOptionalAction, default=False)
+    p.add_argument("--max-radius", type=float, default=30.0)
+    p.add_argument("--grid-deltas", type=float, nargs="*", default=[0.01, 0.05])
+    p.add_argument("--bracket-step", type=float, default=0.25)
+    p.add_argument("--tol", type=float, default=1e-3)
+    p.add_argument("--adversarial-norms", choices=NORMS, nargs="*", default=["l2", "linf"])
+    p.add_argument("--pgd-steps", type=int, default=20)
+    p.add_argument("--pgd-step-size", type=float, default=0.125)
+    p.add_argument("--pgd-targeted", action=argparse.BooleanOptionalAction, default=False)
+    p.add_argument("--max-eps-l2", type=float, default=10.0)
+    p.add_argument("--max-eps-linf", type=float, default=1.0)
+    p.add_argument("--tol-l2", type=float, default=1e-3)
+    p.add_argument("--tol-linf", type=float, default=1e-4)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=1)
+    return p
+
+
 def parser() -> argparse.ArgumentParser:
     from .data import DATASETS, TORCHVISION
     from .train import DTYPES
@@ -168,6 +258,44 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--grid-png", type=Path, required=True)
     p.add_argument("--grid-pdf", type=Path, required=True)
     p.set_defaults(func=cmd_grokking_figures)
+
+    probe_flags = _probe_flags()
+    p = sub.add_parser("probe-checkpoints", parents=[probe_flags],
+                       help="random-noise and adversarial radii of a run's checkpoints, per image")
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--checkpoints", type=Path, required=True, help="checkpoints.pt of the run")
+    p.add_argument("--run-json", type=Path, required=True)
+    p.add_argument("--output", type=Path, required=True)
+    p.set_defaults(func=cmd_probe_checkpoints)
+
+    p = sub.add_parser("probe-trajectory", parents=[probe_flags],
+                       help="bisection random-noise radius at a run's snapshots, per image")
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--snapshots", type=Path, required=True)
+    p.add_argument("--run-json", type=Path, required=True)
+    p.add_argument("--trajectory-snapshots", type=int, default=24, help="log-spaced subset; 0 = all")
+    p.add_argument("--trajectory-images", type=int, default=250)
+    p.add_argument("--output", type=Path, required=True)
+    p.set_defaults(func=cmd_probe_trajectory)
+
+    p = sub.add_parser("robustness-tables", help="robustness_summary.csv and robustness_trajectory.csv")
+    p.add_argument("--checkpoint-probes", type=Path, nargs="+", required=True)
+    p.add_argument("--trajectory-probes", type=Path, nargs="+", required=True)
+    p.add_argument("--runs", type=Path, nargs="+", required=True, help="run.json of each run")
+    p.add_argument("--metrics", type=Path, nargs="+", required=True, help="metrics.csv, same order")
+    p.add_argument("--resamples", type=int, default=2000)
+    p.add_argument("--bootstrap-seed", type=int, default=0)
+    p.add_argument("--summary", type=Path, required=True)
+    p.add_argument("--trajectory", type=Path, required=True)
+    p.set_defaults(func=cmd_robustness_tables)
+
+    p = sub.add_parser("robustness-figures", help="radius histograms, trajectory, random vs adversarial")
+    p.add_argument("--checkpoint-probes", type=Path, nargs="+", required=True)
+    p.add_argument("--trajectory", type=Path, required=True, help="robustness_trajectory.csv")
+    for name in ("histograms", "trajectory-png", "random-vs-adversarial"):
+        p.add_argument(f"--{name}", type=Path, required=True)
+        p.add_argument(f"--{name.removesuffix('-png')}-pdf", type=Path, required=True)
+    p.set_defaults(func=cmd_robustness_figures)
     return top
 
 

@@ -38,4 +38,6 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: str, chun
 @torch.no_grad()
 def predict(model: nn.Module, x: torch.Tensor, chunk: int = 65536) -> torch.Tensor:
     """Predicted labels of `model` on a batch of any size, in chunks that bound memory."""
+    if len(x) == 0:
+        return torch.empty(0, dtype=torch.int64, device=x.device)
     return torch.cat([model(x[s:s + chunk]).argmax(dim=1) for s in range(0, len(x), chunk)])

@@ -14,12 +14,38 @@ import pandas as pd  # noqa: E402
 SEED_COLOURS = plt.get_cmap("tab10").colors
 
 
-def _grid(keys: list[tuple], rows_key, cols_key):
+def _panels(keys, sharey=True):
+    """One panel per (α, wd): rows are init scales, columns weight decays."""
     rows = sorted({k[0] for k in keys})
     cols = sorted({k[1] for k in keys})
     fig, axes = plt.subplots(len(rows), len(cols), figsize=(4.2 * len(cols), 3.2 * len(rows)),
-                             squeeze=False, sharex=True, sharey=True)
+                             squeeze=False, sharex=True, sharey=sharey)
     return fig, axes, rows, cols
+
+
+def _label_panels(axes, alphas, wds, ylabel: str, xlabel: str = "step") -> None:
+    for i, alpha in enumerate(alphas):
+        for j, wd in enumerate(wds):
+            ax = axes[i][j]
+            ax.set_title(f"α = {alpha:g}, wd = {wd:g}", fontsize=10)
+            ax.grid(alpha=0.3)
+            if j == 0:
+                ax.set_ylabel(ylabel)
+            if i == len(alphas) - 1:
+                ax.set_xlabel(xlabel)
+
+
+def _seed_colour(seed: int):
+    return SEED_COLOURS[int(seed) % len(SEED_COLOURS)]
+
+
+def _legend_below(fig, handles) -> None:
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 5), fontsize=8, frameon=False,
+               bbox_to_anchor=(0.5, -0.02 - 0.03 * math.ceil(len(handles) / 5)))
+
+
+def _seed_handles(seeds):
+    return [plt.Line2D([], [], color=_seed_colour(s), label=f"seed {s}") for s in sorted(seeds)]
 
 
 def grokking_curves(runs: list[dict]) -> plt.Figure:
@@ -29,12 +55,12 @@ def grokking_curves(runs: list[dict]) -> plt.Figure:
     'checkpoints' mapping of checkpoints.json). One panel per (α, wd); seeds overlaid in colour.
     """
     keys = [(r["init_scale"], r["weight_decay"]) for r in runs]
-    fig, axes, alphas, wds = _grid(keys, "init_scale", "weight_decay")
+    fig, axes, alphas, wds = _panels(keys)
     norm_axes = {}
     for r in sorted(runs, key=lambda r: r["seed"]):
         i, j = alphas.index(r["init_scale"]), wds.index(r["weight_decay"])
         ax = axes[i][j]
-        colour = SEED_COLOURS[r["seed"] % len(SEED_COLOURS)]
+        colour = _seed_colour(r["seed"])
         m = r["metrics"][r["metrics"]["step"] > 0]
         ax.plot(m["step"], m["train_acc"], color=colour, ls="--", lw=1)
         ax.plot(m["step"], m["test_acc"], color=colour, ls="-", lw=1.5, label=f"seed {r['seed']}")
@@ -45,20 +71,14 @@ def grokking_curves(runs: list[dict]) -> plt.Figure:
             cp = r["checkpoints"][name]
             if cp["reached"] and cp["step"] > 0:
                 ax.plot([cp["step"]], [cp["test_acc"]], marker=marker, ms=9, color=colour, mec="black", ls="none")
-    for i, alpha in enumerate(alphas):
-        for j, wd in enumerate(wds):
-            ax = axes[i][j]
+    _label_panels(axes, alphas, wds, "accuracy")
+    for row in axes:
+        for ax in row:
             ax.set_xscale("log")
             ax.set_ylim(0, 1.02)
-            ax.set_title(f"α = {alpha:g}, wd = {wd:g}", fontsize=10)
-            ax.grid(alpha=0.3)
-            if j == 0:
-                ax.set_ylabel("accuracy")
-            if i == len(alphas) - 1:
-                ax.set_xlabel("step")
-            if (i, j) in norm_axes:
-                norm_axes[(i, j)].set_ylabel("weight norm", fontsize=8)
-                norm_axes[(i, j)].tick_params(labelsize=7)
+    for twin in norm_axes.values():
+        twin.set_ylabel("weight norm", fontsize=8)
+        twin.tick_params(labelsize=7)
     handles = [
         plt.Line2D([], [], color="grey", ls="-", label="test accuracy"),
         plt.Line2D([], [], color="grey", ls="--", label="train accuracy"),
@@ -66,10 +86,7 @@ def grokking_curves(runs: list[dict]) -> plt.Figure:
         plt.Line2D([], [], color="grey", marker="v", ls="none", mec="black", label="memorised checkpoint"),
         plt.Line2D([], [], color="grey", marker="*", ls="none", mec="black", ms=9, label="generalised checkpoint"),
     ]
-    seeds = sorted({r["seed"] for r in runs})
-    handles += [plt.Line2D([], [], color=SEED_COLOURS[s % len(SEED_COLOURS)], label=f"seed {s}") for s in seeds]
-    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 5), fontsize=8, frameon=False,
-               bbox_to_anchor=(0.5, -0.02 - 0.03 * math.ceil(len(handles) / 5)))
+    _legend_below(fig, handles + _seed_handles({r["seed"] for r in runs}))
     fig.tight_layout()
     return fig
 
@@ -116,5 +133,103 @@ def steps_to_generalise(table: pd.DataFrame) -> plt.Figure:
     ax.set_title("steps to generalise (median over seeds)", fontsize=10)
     colourbar = fig.colorbar(image, ax=ax)
     colourbar.set_label("log10 step")
+    fig.tight_layout()
+    return fig
+
+
+CHECKPOINT_COLOURS = {"memorised": "tab:red", "generalised": "tab:blue", "final": "tab:green"}
+
+
+def _by_panel(frame: pd.DataFrame):
+    keys = list(frame.groupby(["init_scale", "weight_decay"]).groups)
+    return keys, frame.groupby(["init_scale", "weight_decay"])
+
+
+def robustness_histograms(per_image: pd.DataFrame) -> plt.Figure:
+    """Walker's histogram: the random-noise radius (grid mode, finest Δ) of the memorised and the
+    generalised checkpoint, seeds pooled, one panel per (α, wd); medians as vertical lines."""
+    grid = per_image[(per_image["measure"] == "random") & (per_image["mode"] == "grid")]
+    if grid.empty:  # no grid deltas configured: fall back to the bisection mode
+        grid = per_image[(per_image["measure"] == "random") & (per_image["mode"] == "bisection")]
+        label = "random-noise radius (bisection)"
+    else:
+        delta = grid["delta"].min()
+        grid = grid[grid["delta"] == delta]
+        label = f"random-noise radius (grid, Δ = {delta:g})"
+    grid = grid[grid["checkpoint"].isin(["memorised", "generalised"]) & grid["radius"].notna()]
+    keys, groups = _by_panel(grid)
+    fig, axes, alphas, wds = _panels(keys, sharey=False)
+    finite = grid["radius"][np.isfinite(grid["radius"])]
+    top = float(finite.quantile(0.995)) if len(finite) else 1.0
+    bins = np.linspace(0, top, 41)
+    for (alpha, wd), frame in groups:
+        ax = axes[alphas.index(alpha)][wds.index(wd)]
+        for name in ("memorised", "generalised"):
+            radii = frame.loc[frame["checkpoint"] == name, "radius"].to_numpy(dtype=float)
+            if not len(radii):
+                continue
+            shown = np.clip(radii, 0, top)  # censored (inf) and the far tail pile up in the last bin
+            ax.hist(shown, bins=bins, alpha=0.55, color=CHECKPOINT_COLOURS[name],
+                    label=f"{name} (n={len(radii)}, median {np.median(radii):.2f})")
+            ax.axvline(np.median(radii), color=CHECKPOINT_COLOURS[name], lw=1.5, ls="--")
+        ax.legend(fontsize=7)
+    _label_panels(axes, alphas, wds, "images", label)
+    fig.tight_layout()
+    return fig
+
+
+def robustness_trajectory(trajectory: pd.DataFrame) -> plt.Figure:
+    """The robustness trajectory through grokking: median random-noise radius (bisection) with its
+    quartile band against step, beside test accuracy (dashed, right axis); seeds in colour."""
+    keys, groups = _by_panel(trajectory)
+    fig, axes, alphas, wds = _panels(keys)
+    twins = {}
+    for (alpha, wd), frame in groups:
+        i, j = alphas.index(alpha), wds.index(wd)
+        ax = axes[i][j]
+        twins[(i, j)] = twin = ax.twinx()
+        for seed, run in frame.groupby("seed"):
+            run = run[run["step"] > 0].sort_values("step")
+            colour = _seed_colour(seed)
+            ax.plot(run["step"], run["median"], color=colour, lw=1.5)
+            ax.fill_between(run["step"], run["q1"], run["q3"], color=colour, alpha=0.15, lw=0)
+            twin.plot(run["step"], run["test_acc"], color=colour, ls="--", lw=1)
+        twin.set_ylim(0, 1.02)
+        twin.set_ylabel("test accuracy", fontsize=8)
+        twin.tick_params(labelsize=7)
+        ax.set_xscale("log")
+    _label_panels(axes, alphas, wds, "random-noise radius")
+    handles = [plt.Line2D([], [], color="grey", lw=1.5, label="median radius (bisection), quartile band"),
+               plt.Line2D([], [], color="grey", ls="--", label="test accuracy (right axis)")]
+    _legend_below(fig, handles + _seed_handles(trajectory["seed"].unique()))
+    fig.tight_layout()
+    return fig
+
+
+def random_vs_adversarial(per_image: pd.DataFrame) -> plt.Figure:
+    """Per image: adversarial (PGD) radius against random-noise (bisection) radius in the same norm, for
+    the memorised and generalised checkpoints, one panel per (α, wd), log-log with the median ratio."""
+    random = per_image[(per_image["measure"] == "random") & (per_image["mode"] == "bisection")]
+    norm = random["norm"].iloc[0] if len(random) else "l2"
+    adversarial = per_image[(per_image["measure"] == "adversarial") & (per_image["norm"] == norm)]
+    keys_ = ["seed", "checkpoint", "image", "init_scale", "weight_decay"]
+    paired = random[keys_ + ["radius"]].merge(adversarial[keys_ + ["radius"]], on=keys_,
+                                              suffixes=("_random", "_adversarial"))
+    paired = paired[np.isfinite(paired["radius_random"]) & np.isfinite(paired["radius_adversarial"])]
+    paired = paired[paired["checkpoint"].isin(["memorised", "generalised"])]
+    keys, groups = _by_panel(paired)
+    fig, axes, alphas, wds = _panels(keys)
+    for (alpha, wd), frame in groups:
+        ax = axes[alphas.index(alpha)][wds.index(wd)]
+        for name in ("memorised", "generalised"):
+            f = frame[frame["checkpoint"] == name]
+            if len(f):
+                ratio = float(np.median(f["radius_adversarial"] / f["radius_random"]))
+                ax.scatter(f["radius_random"], f["radius_adversarial"], s=4, alpha=0.4,
+                           color=CHECKPOINT_COLOURS[name], label=f"{name}: median adv/random {ratio:.3f}")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.legend(fontsize=7, markerscale=3)
+    _label_panels(axes, alphas, wds, f"adversarial radius (PGD, {norm})", f"random-noise radius ({norm})")
     fig.tight_layout()
     return fig

@@ -33,6 +33,14 @@ def build(spec: dict) -> nn.Sequential:
     return mlp(spec["input_dim"], spec["width"], spec["depth"], spec["num_classes"])
 
 
+def from_state(spec: dict, state_dict: dict, *, device="cpu", dtype: torch.dtype | None = None) -> nn.Sequential:
+    """A stored network (spec + state dict) rebuilt in eval mode on `device` (in `dtype`, else as stored)."""
+    model = build(spec)
+    model.load_state_dict(state_dict)
+    dtype = dtype or next(iter(state_dict.values())).dtype
+    return model.to(device=device, dtype=dtype).eval()
+
+
 @torch.no_grad()
 def scale_init_(model: nn.Module, alpha: float) -> nn.Module:
     """Multiply every parameter (weights and biases) by `alpha` in place (Omnigrok's init scale)."""

@@ -40,6 +40,38 @@ def grokking_run_files(name):
     return [f"{GROKKING_RUN}/{name}".format(**run) for run in grokking_runs()]
 
 
+def robustness_run_files(name):
+    """`name` (e.g. 'checkpoints.csv') in every run's robustness directory."""
+    return [
+        f"results/robustness/{run['dataset']}/alpha{run['alpha']}_wd{run['wd']}_seed{run['seed']}/{name}"
+        for run in grokking_runs()
+    ]
+
+
+def probe_args(grid_and_adversarial):
+    """The robustness.* knobs as probe-command flags (the trajectory uses only the bisection ones)."""
+    r = config["robustness"]
+    args = [
+        f"--image-first {r['images']['first']} --image-count {r['images']['count']}",
+        f"--noise-seed {r['seed']} --noise {r['noise']} --draws {r['draws']}",
+        "--clip" if r["clip"] else "--no-clip",
+        f"--max-radius {r['max_radius']}",
+        f"--bracket-step {r['bisection']['bracket_step']} --tol {r['bisection']['tol']}",
+        f"--device {config['device']}",
+    ]
+    if grid_and_adversarial:
+        a = r["adversarial"]
+        args += [
+            "--grid-deltas " + " ".join(str(d) for d in r["grid_deltas"]),
+            "--adversarial-norms " + " ".join(a["norms"]),
+            f"--pgd-steps {a['steps']} --pgd-step-size {a['step_size']}",
+            "--pgd-targeted" if a["targeted"] else "--no-pgd-targeted",
+            f"--max-eps-l2 {a['max_eps']['l2']} --max-eps-linf {a['max_eps']['linf']}",
+            f"--tol-l2 {a['tol']['l2']} --tol-linf {a['tol']['linf']}",
+        ]
+    return " ".join(args)
+
+
 def download_flag(wildcards):
     return "--download" if config["data"]["download"] else "--no-download"
 
@@ -50,4 +82,9 @@ def study_outputs():
         "results/tables/grokking_runs.csv",
         "results/figures/grokking_curves.png",
         "results/figures/grokking_steps_to_generalise.png",
+        "results/tables/robustness_summary.csv",
+        "results/tables/robustness_trajectory.csv",
+        "results/figures/robustness_histograms.png",
+        "results/figures/robustness_trajectory.png",
+        "results/figures/robustness_random_vs_adversarial.png",
     ]

@@ -25,7 +25,7 @@ rule train_grokking:
         batch_size=config["grokking"]["batch_size"],
         max_steps=config["grokking"]["max_steps"],
         dtype=config["grokking"]["dtype"],
-        device=config["grokking"]["device"],
+        device=config["device"],
         eval_per_decade=config["grokking"]["evaluation"]["per_decade"],
         eval_max_interval=config["grokking"]["evaluation"]["max_interval"],
         stop_test_acc=config["grokking"]["stop"]["test_acc"],

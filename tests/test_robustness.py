@@ -1,0 +1,71 @@
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from robustgen.data import Split
+from robustgen.robustness import log_spaced_subset, probe_images, summary, trajectory_table
+
+RUN = dict(dataset="d", init_scale=8.0, weight_decay=0.01)
+
+
+def test_log_spaced_subset():
+    steps = list(range(0, 1001))
+    chosen = log_spaced_subset(steps, 10)
+    assert chosen[0] == 0 and chosen[-1] == 1000 and len(chosen) <= 10
+    assert chosen == sorted(set(chosen))
+    assert sum(s < 32 for s in chosen) >= 4                 # dense early on a log axis
+    assert log_spaced_subset(steps[:5], 10) == steps[:5]
+    assert log_spaced_subset(steps, 0) == steps               # 0 = every snapshot
+
+
+def _frame(seed, checkpoint, measure, mode, norm, radii, delta=math.nan, step=1):
+    return pd.DataFrame(dict(**RUN, seed=seed, checkpoint=checkpoint, step=step, measure=measure, mode=mode,
+                             norm=norm, delta=delta, image=np.arange(len(radii)), label=0, radius=radii))
+
+
+def test_summary_statistics_and_ratios():
+    mem = [0.5, 1.0, 1.5, math.nan]                   # one excluded image
+    gen = [2.0, 4.0, 6.0, math.inf]                   # one censored image
+    adv = [0.1, 0.4, 0.3, 0.2]
+    frames = []
+    for seed in (0, 1):
+        frames += [_frame(seed, "memorised", "random", "bisection", "l2", mem, step=10),
+                   _frame(seed, "generalised", "random", "bisection", "l2", gen, step=500),
+                   _frame(seed, "generalised", "random", "grid", "l2", [1.0, 2.0, 3.0, 4.0], delta=0.01),
+                   _frame(seed, "generalised", "adversarial", "pgd", "l2", adv)]
+    table = summary(pd.concat(frames), resamples=300, seed=0)
+    runs = table[table.scope == "run"]
+    row = runs[(runs.seed == 0) & (runs["mode"] == "bisection") & (runs.checkpoint == "memorised")].iloc[0]
+    assert (row.n_probed, row.n_excluded, row.n_censored, row["median"], row.step) == (3, 1, 0, 1.0, 10)
+    row = runs[(runs.seed == 0) & (runs["mode"] == "bisection") & (runs.checkpoint == "generalised")].iloc[0]
+    assert (row.n_probed, row.n_censored, row["median"]) == (4, 1, 5.0)   # median of 2, 4, 6, inf
+    assert row.ratio_to_memorised == 5.0 and row.ratio_ci_low <= 5.0 <= row.ratio_ci_high
+    grid = runs[(runs["mode"] == "grid")].iloc[0]
+    assert grid.delta == 0.01 and math.isnan(grid.ratio_to_memorised)     # no memorised grid probe here
+    pgd = runs[(runs.measure == "adversarial") & (runs.seed == 0)].iloc[0]
+    # per image adversarial / random: 0.1/2, 0.4/4, 0.3/6, 0.2/inf → median of 0.05, 0.1, 0.05, 0
+    assert pgd.median_adversarial_to_random == pytest.approx(0.05)
+    group = table[(table.scope == "group") & (table["mode"] == "bisection") & (table.checkpoint == "generalised")]
+    assert group.iloc[0].seed == "all" and group.iloc[0].n_probed == 8 and group.iloc[0].ratio_to_memorised == 5.0
+
+
+def test_trajectory_table_joins_accuracy():
+    per_image = pd.concat([_frame(0, "snapshot", "random", "bisection", "l2", [1.0, 2.0, 3.0], step=s)
+                           for s in (0, 100)])
+    metrics = {("d", 8.0, 0.01, 0): pd.DataFrame(dict(step=[0, 50, 100], train_acc=[0.1, 0.5, 1.0],
+                                                      test_acc=[0.1, 0.2, 0.3]))}
+    table = trajectory_table(per_image, metrics)
+    assert table.step.tolist() == [0, 100] and table.test_acc.tolist() == [0.1, 0.3]
+    assert table["median"].tolist() == [2.0, 2.0]
+
+
+def test_probe_images_out_of_range_names_the_config_key():
+    split = Split(torch.zeros(5, 4, dtype=torch.uint8), torch.zeros(5, dtype=torch.long),
+                  torch.zeros(20, 4, dtype=torch.uint8), torch.arange(20), dict(dataset="toy"))
+    x, y, index = probe_images(split, 15, 5, device="cpu", dtype=torch.float32)
+    assert index.tolist() == list(range(15, 20)) and y.tolist() == list(range(15, 20))
+    with pytest.raises(ValueError, match="robustness.images"):
+        probe_images(split, 15, 10, device="cpu", dtype=torch.float32)

@@ -1,0 +1,92 @@
+import math
+
+import torch
+from torch import nn
+
+from robustgen.sensitivity import (activation_codes, anchor_indices, closed_length, closed_transitions, ellipses,
+                                   jacobian_norms, trajectory_anchors, trajectory_sensitivity)
+
+
+def _net(seed=0, d=6, h=5, c=4):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(d, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU(), nn.Linear(h, c)).double()
+
+
+def test_jacobian_norm_matches_central_finite_differences():
+    model = _net()
+    x = torch.randn(7, 6, dtype=torch.float64)
+    eps = 1e-6
+    probabilities = lambda z: torch.softmax(model(z), dim=1)
+    expected = []
+    for point in x:
+        columns = []
+        for j in range(6):
+            step = torch.zeros(6, dtype=torch.float64)
+            step[j] = eps
+            columns.append((probabilities((point + step)[None]) - probabilities((point - step)[None]))[0] / (2 * eps))
+        expected.append(torch.stack(columns, dim=1).norm())   # Frobenius over (classes, inputs)
+    torch.testing.assert_close(jacobian_norms(model, x, chunk=3), torch.stack(expected), rtol=1e-6, atol=1e-9)
+
+
+def test_jacobian_norm_of_a_linear_softmax_model_has_the_closed_form():
+    torch.manual_seed(1)
+    model = nn.Linear(5, 3).double()
+    x = torch.randn(9, 5, dtype=torch.float64)
+    p = torch.softmax(model(x), dim=1)
+    # J = (diag(p) − p pᵀ) W
+    jac = (torch.diag_embed(p) - p[:, :, None] * p[:, None, :]) @ model.weight
+    expected = jac.pow(2).sum(dim=(1, 2)).sqrt()
+    got = jacobian_norms(model, x)
+    torch.testing.assert_close(got, expected.detach())
+    # not a norm over one axis of the (batch, classes, inputs) tensor
+    assert not torch.allclose(got, jac.norm(dim=2).max(dim=1).values.detach())
+
+
+def _hand_built():
+    """2-D input; layer 1 units: x, y, x − 0.5; layer 2 unit: relu(x) − 0.5 (active iff x > 0.5)."""
+    first = nn.Linear(2, 3).double()
+    second = nn.Linear(3, 1).double()
+    with torch.no_grad():
+        first.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]]))
+        first.bias.copy_(torch.tensor([0.0, 0.0, -0.5]))
+        second.weight.copy_(torch.tensor([[1.0, 0.0, 0.0]]))
+        second.bias.copy_(torch.tensor([-0.5]))
+    return nn.Sequential(first, nn.ReLU(), second, nn.ReLU(), nn.Linear(1, 2).double())
+
+
+def test_transitions_along_the_unit_circle_are_exact():
+    model = _hand_built()
+    # anchors on the unit circle at 0°, 120°, 240°: the ellipse through them is the unit circle itself
+    angles = torch.tensor([0.0, 2 * math.pi / 3, 4 * math.pi / 3], dtype=torch.float64)
+    anchors = torch.stack([angles.cos(), angles.sin()], dim=1)[None]
+    points = ellipses(anchors, k=997)
+    torch.testing.assert_close(points.norm(dim=-1), torch.ones(1, 997, dtype=torch.float64))
+    codes = activation_codes(model, points[0])
+    assert codes.shape == (997, 4)
+    # x flips at 90° and 270°, y at 0° and 180°, x − 0.5 and relu(x) − 0.5 each at ±60°: 8 in all
+    assert closed_transitions(codes[None]).item() == 8
+    # the inscribed regular 997-gon has perimeter 2k·sin(π/k)
+    assert abs(closed_length(points).item() - 2 * 997 * math.sin(math.pi / 997)) < 1e-9
+    result = trajectory_sensitivity(model, anchors, k=997, jacobian_every=10)
+    assert result["transitions"].item() == 8
+    assert abs(result["transition_density"].item() - 8 / math.tau) < 1e-4
+
+
+def test_ellipse_passes_through_its_anchors():
+    anchors = torch.randn(4, 3, 10, dtype=torch.float64)
+    points = ellipses(anchors, k=30)
+    for i, index in enumerate((0, 10, 20)):
+        torch.testing.assert_close(points[:, index], anchors[:, i])
+
+
+def test_anchor_kinds():
+    labels = torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 2, 3])
+    g = torch.Generator().manual_seed(0)
+    different = anchor_indices(labels, "different_class", 50, g)
+    assert all(len(set(labels[row].tolist())) == 3 for row in different)
+    same = anchor_indices(labels, "same_class", 50, g)
+    assert all(len(set(labels[row].tolist())) == 1 and len(set(row.tolist())) == 3 for row in same)
+    assert 9 not in same  # class 3 has a single point
+    x = torch.rand(10, 4)
+    random = trajectory_anchors("random", x, labels, 5, g)
+    assert random.shape == (5, 3, 4) and (random >= 0).all() and (random <= 1).all()

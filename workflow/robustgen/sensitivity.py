@@ -1,0 +1,114 @@
+"""Sensitivity of a network to its input (Novak et al. 2018; DESIGN.md §5).
+
+- Jacobian norm: ‖∂ softmax(f(x)) / ∂x‖_F per point, batched with torch.func (vmap of jacrev).
+- Transitions: the ReLU activation code c(x) (1 where a hidden unit's pre-activation is > 0) and the sum of
+  Hamming distances between consecutive codes along a closed trajectory.
+- Trajectories: ellipses through three anchor points (random images, or training points of different or
+  of the same class), sampled at k angles.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.func import jacrev, vmap
+
+from .models import relu_layers
+
+KINDS = ("random", "different_class", "same_class")
+
+
+def jacobian_norms(model: nn.Module, x: torch.Tensor, chunk: int = 512) -> torch.Tensor:
+    """Frobenius norm of the Jacobian of the class probabilities with respect to the input, per point.
+
+    J(x) has shape (classes, inputs); the norm is over both axes: sqrt(Σ_ij J_ij²).
+    """
+    probabilities = lambda point: torch.softmax(model(point[None]), dim=1)[0]
+    per_point = vmap(jacrev(probabilities))
+    norms = [per_point(x[s:s + chunk]).flatten(1).norm(dim=1) for s in range(0, len(x), chunk)]
+    return torch.cat(norms) if norms else x.new_empty(0)
+
+
+@torch.no_grad()
+def activation_codes(model: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """(N, hidden units) booleans: which ReLU units are active (pre-activation > 0) at each point."""
+    feeds_relu = set(relu_layers(model))
+    codes, h = [], x
+    for i, layer in enumerate(model):
+        h = layer(h)
+        if i in feeds_relu:
+            codes.append(h > 0)
+    return torch.cat(codes, dim=1)
+
+
+def closed_transitions(codes: torch.Tensor) -> torch.Tensor:
+    """Σ_i ‖c(z_i) − c(z_(i+1) mod k)‖₁ for codes of shape (..., k, units): one count per trajectory."""
+    return (codes != codes.roll(-1, dims=-2)).sum(dim=(-1, -2))
+
+
+def closed_length(points: torch.Tensor) -> torch.Tensor:
+    """Length of the closed polygon through points (..., k, d)."""
+    return (points - points.roll(-1, dims=-2)).norm(dim=-1).sum(dim=-1)
+
+
+def ellipses(anchors: torch.Tensor, k: int) -> torch.Tensor:
+    """(n, k, d) points on the ellipse through each triple of anchors (n, 3, d).
+
+    z(θ) = m + u cos θ + v sin θ with m the anchors' mean, u = a − m, v = (b − c)/√3 passes through
+    a, b and c at θ = 0, 2π/3 and 4π/3; θ is sampled at 2π i / k.
+    """
+    a, b, c = anchors.unbind(dim=1)
+    centre = (a + b + c) / 3
+    u, v = a - centre, (b - c) / math.sqrt(3)
+    theta = torch.arange(k, dtype=anchors.dtype, device=anchors.device) * (2 * math.pi / k)
+    return centre[:, None] + theta.cos()[None, :, None] * u[:, None] + theta.sin()[None, :, None] * v[:, None]
+
+
+def anchor_indices(labels: torch.Tensor, kind: str, n: int, generator: torch.Generator) -> torch.Tensor:
+    """(n, 3) indices of anchor points: three of different classes or three distinct points of one class."""
+    labels = labels.cpu()
+    classes = labels.unique()
+    by_class = [torch.nonzero(labels == c).squeeze(1) for c in classes]
+    out = torch.empty(n, 3, dtype=torch.long)
+    for i in range(n):
+        if kind == "different_class":
+            chosen = torch.randperm(len(classes), generator=generator)[:3]
+            out[i] = torch.stack([by_class[c][torch.randint(len(by_class[c]), (1,), generator=generator)[0]]
+                                  for c in chosen.tolist()])
+        elif kind == "same_class":
+            eligible = [c for c in range(len(classes)) if len(by_class[c]) >= 3]
+            c = eligible[torch.randint(len(eligible), (1,), generator=generator)[0]]
+            out[i] = by_class[c][torch.randperm(len(by_class[c]), generator=generator)[:3]]
+        else:
+            raise ValueError(f"anchor kind must be different_class or same_class, got {kind!r}")
+    return out
+
+
+def trajectory_anchors(kind: str, x: torch.Tensor, labels: torch.Tensor, n: int,
+                       generator: torch.Generator) -> torch.Tensor:
+    """(n, 3, d) anchors of one trajectory kind: `random` images uniform in [0, 1]^d (far from the data),
+    or data points `x` of different classes / of the same class."""
+    if kind == "random":
+        return torch.rand((n, 3, x.shape[1]), generator=generator).to(device=x.device, dtype=x.dtype)
+    return x[anchor_indices(labels, kind, n, generator).to(x.device)]
+
+
+def trajectory_sensitivity(model: nn.Sequential, anchors: torch.Tensor, *, k: int, jacobian_every: int,
+                           chunk: int = 64) -> dict[str, torch.Tensor]:
+    """Per ellipse through each anchor triple: transitions, length, transitions per unit length and the
+    mean Jacobian norm over every `jacobian_every`-th point of the k."""
+    transitions, lengths, jacobians = [], [], []
+    for s in range(0, len(anchors), chunk):
+        points = ellipses(anchors[s:s + chunk], k)
+        n, _, d = points.shape
+        codes = activation_codes(model, points.reshape(-1, d)).reshape(n, k, -1)
+        transitions.append(closed_transitions(codes))
+        lengths.append(closed_length(points))
+        sub = points[:, ::jacobian_every].reshape(-1, d)
+        jacobians.append(jacobian_norms(model, sub).reshape(n, -1).mean(dim=1))
+    transitions, lengths = torch.cat(transitions), torch.cat(lengths)
+    return dict(transitions=transitions.double(), length=lengths.double(),
+                transition_density=transitions.double() / lengths.double(),
+                jacobian_norm=torch.cat(jacobians).double())
