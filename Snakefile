@@ -15,6 +15,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/grokking.smk"
 include: "workflow/rules/robustness.smk"
+include: "workflow/rules/sensitivity.smk"
 
 
 rule all:

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from robustgen.data import Split
-from robustgen.robustness import log_spaced_subset, probe_images, summary, trajectory_table
+from robustgen.grokking import log_spaced_subset
+from robustgen.robustness import probe_images, summary, trajectory_table
 
 RUN = dict(dataset="d", init_scale=8.0, weight_decay=0.01)
 

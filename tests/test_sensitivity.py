@@ -3,8 +3,10 @@ import math
 import torch
 from torch import nn
 
+import pytest
+
 from robustgen.sensitivity import (activation_codes, anchor_indices, closed_length, closed_transitions, ellipses,
-                                   jacobian_norms, trajectory_anchors, trajectory_sensitivity)
+                                   jacobian_norms, region_slice, trajectory_anchors, trajectory_sensitivity)
 
 
 def _net(seed=0, d=6, h=5, c=4):
@@ -90,3 +92,49 @@ def test_anchor_kinds():
     x = torch.rand(10, 4)
     random = trajectory_anchors("random", x, labels, 5, g)
     assert random.shape == (5, 3, 4) and (random >= 0).all() and (random <= 1).all()
+
+
+def test_region_slice_finds_the_boundaries_of_a_hand_built_network():
+    model = _hand_built()
+    # anchors (0,0), (1,0), (0,1): the plane is the input plane itself, s = x, t = y over [-0.5, 1.5]²
+    anchors = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
+    boundary, regions, corners = region_slice(model, anchors, resolution=40, margin=0.5, last_layer_only=False)
+    # boundaries x = 0, y = 0 and x = 0.5 (two units share it): 3 × 2 = 6 activation patterns
+    assert regions == 6 and corners[1] == (1.0, 0.0)
+    # pixel i sits at -0.5 + 2i/39: x = 0 between columns 9 and 10, x = 0.5 between 19 and 20 (rows alike)
+    assert boundary[:, 9].all() and boundary[:, 19].all() and boundary[9, :].all()
+    assert boundary[:, [c for c in range(40) if c not in (9, 19)]].sum() == 38  # row 9 only, elsewhere
+    assert not boundary[30, 30] and not boundary[5, 5]
+    # the last hidden layer alone (relu(x) − 0.5) only switches at x = 0.5
+    boundary, regions, _ = region_slice(model, anchors, resolution=40, margin=0.5)
+    assert regions == 2 and boundary.any(dim=0).nonzero().squeeze(1).tolist() == [19]
+
+
+def test_sensitivity_summary_and_trajectory_tables():
+    import pandas as pd
+
+    from robustgen.sensitivity_study import summary, trajectory_table
+
+    rows = []
+    for seed in (0, 1):
+        for checkpoint, step, scale in (("memorised", 10, 10.0), ("generalised", 90, 1.0)):
+            for item in range(4):
+                rows.append(dict(dataset="d", init_scale=8.0, weight_decay=0.01, seed=seed, checkpoint=checkpoint,
+                                 step=step, where="test_points", item=item, jacobian_norm=scale * (item + 1)))
+                rows.append(dict(dataset="d", init_scale=8.0, weight_decay=0.01, seed=seed, checkpoint=checkpoint,
+                                 step=step, where="same_class", item=item, jacobian_norm=scale,
+                                 transitions=2.0 * item, length=2.0, transition_density=float(item)))
+    items = pd.DataFrame(rows)
+    table = summary(items)
+    run = table[(table.scope == "run") & (table.seed == 0) & (table.checkpoint == "memorised")
+                & (table["where"] == "test_points")]
+    assert run.metric.tolist() == ["jacobian_norm"]                # only the metric measured there
+    assert run.iloc[0]["mean"] == 25.0 and run.iloc[0].n == 4
+    assert run.iloc[0].se == pytest.approx(10 * (5 / 3) ** 0.5 / 2)  # std of 10, 20, 30, 40 over √4
+    group = table[(table.scope == "group") & (table.checkpoint == "generalised") & (table.metric == "transition_density")]
+    assert group.iloc[0].n == 8 and group.iloc[0]["mean"] == 1.5
+    assert table.checkpoint.tolist().index("generalised") > table.checkpoint.tolist().index("memorised")
+    metrics = {("d", 8.0, 0.01, s): pd.DataFrame(dict(step=[10, 90], train_acc=[1.0, 1.0], test_acc=[0.2, 0.9]))
+               for s in (0, 1)}
+    traj = trajectory_table(items, metrics)
+    assert set(traj.test_acc) == {0.2, 0.9} and len(traj) == 2 * 2 * (1 + 3)

@@ -60,11 +60,12 @@ def test_checkpoint_weights_reproduce_the_recorded_accuracy(smoke):
 
 
 FIGURES = ("grokking_curves", "grokking_steps_to_generalise", "robustness_histograms", "robustness_trajectory",
-           "robustness_random_vs_adversarial")
+           "robustness_random_vs_adversarial", "sensitivity_comparison", "sensitivity_trajectory",
+           "sensitivity_slices")
 
 
 def test_figures_are_real_png_and_pdf(smoke):
-    figures = smoke.workdir / "results" / "figures"
+    figures = smoke.workdir / "results" / "figures" / "mnist_embedded"
     for name in FIGURES:
         png, pdf = figures / f"{name}.png", figures / f"{name}.pdf"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
@@ -77,16 +78,20 @@ def test_up_to_date_study_plans_nothing(smoke):
 
 def test_adding_a_seed_schedules_only_the_new_runs(smoke):
     jobs = smoke.planned_jobs("--configfile", SMOKE, "--config", "grokking={seeds: [0, 1]}")
+    # the region slices show the first seed only: they stay
     assert jobs == {"train_grokking": 2, "extract_checkpoints": 2, "grokking_table": 1, "grokking_figures": 1,
                     "probe_checkpoints": 2, "probe_trajectory": 2, "robustness_tables": 1,
-                    "robustness_figures": 1, "all": 1}
+                    "robustness_figures": 1, "sensitivity_checkpoints": 2, "sensitivity_trajectory": 2,
+                    "sensitivity_tables": 1, "sensitivity_figures": 1, "all": 1}
 
 
 def test_changing_a_threshold_reruns_extraction_never_training(smoke):
     jobs = smoke.planned_jobs("--configfile", SMOKE, "--config", "checkpoints={generalised_test_acc: 0.8}")
-    # the trajectory probes read the snapshots, not the checkpoints: they stay
+    # the trajectories read the snapshots, not the checkpoints: they stay
     assert jobs == {"extract_checkpoints": 2, "grokking_table": 1, "grokking_figures": 1,
-                    "probe_checkpoints": 2, "robustness_tables": 1, "robustness_figures": 1, "all": 1}
+                    "probe_checkpoints": 2, "robustness_tables": 1, "robustness_figures": 1,
+                    "sensitivity_checkpoints": 2, "sensitivity_tables": 1, "sensitivity_figures": 1,
+                    "sensitivity_slices": 1, "all": 1}
 
 
 def test_changing_a_probe_knob_reruns_only_probes(smoke):
@@ -141,3 +146,28 @@ def test_robustness_tables_agree_with_the_per_image_probes(smoke):
     assert excluded.groupby(level=0).nunique().max() == 1
     trajectory = pd.read_csv(results / "tables" / "robustness_trajectory.csv")
     assert trajectory.groupby(["init_scale", "seed"]).step.nunique().max() <= 6
+
+
+def test_changing_a_sensitivity_knob_reruns_only_sensitivity(smoke):
+    jobs = smoke.planned_jobs("--configfile", SMOKE, "--config", "sensitivity={ellipses: 6}")
+    assert jobs == {"sensitivity_checkpoints": 2, "sensitivity_tables": 1, "sensitivity_figures": 1, "all": 1}
+    jobs = smoke.planned_jobs("--configfile", SMOKE, "--config", "sensitivity={seed: 3}")
+    assert jobs == {"sensitivity_checkpoints": 2, "sensitivity_trajectory": 2, "sensitivity_tables": 1,
+                    "sensitivity_figures": 1, "sensitivity_slices": 1, "all": 1}
+
+
+def test_sensitivity_tables_agree_with_the_per_item_measurements(smoke):
+    results = smoke.workdir / "results"
+    items = pd.read_csv(results / "sensitivity" / "mnist_embedded" / "alpha1_wd0.1_seed0" / "checkpoints.csv")
+    summary = pd.read_csv(results / "tables" / "sensitivity_summary.csv")
+    assert set(items.checkpoint) == {"generalised", "final"}
+    counts = items.groupby(["checkpoint", "where"]).size().unstack()
+    assert counts.loc["final"].to_dict() == {"different_class": 5, "random": 5, "same_class": 5,
+                                             "test_points": 100, "train_points": 100}
+    final = items[(items.checkpoint == "final") & (items["where"] == "different_class")]
+    row = summary[(summary.scope == "run") & (summary.init_scale == 1.0) & (summary.checkpoint == "final")
+                  & (summary["where"] == "different_class") & (summary.metric == "transition_density")].iloc[0]
+    assert row.n == 5 and row["mean"] == pytest.approx(final.transition_density.mean())
+    assert row.se == pytest.approx(final.transition_density.std() / 5 ** 0.5)
+    trajectory = pd.read_csv(results / "tables" / "sensitivity_trajectory.csv")
+    assert trajectory.test_acc.notna().all() and trajectory.groupby(["init_scale"]).step.nunique().max() <= 4

@@ -87,6 +87,7 @@ def cmd_grokking_figures(args) -> None:
     from .io import read_json, save_figure
 
     table = pd.read_csv(args.table)
+    table = table[table["dataset"] == args.dataset]
     if not len(args.runs) == len(args.metrics) == len(args.checkpoints):
         raise SystemExit("grokking-figures: give one --metrics and one --checkpoints file per --runs file")
     runs = []
@@ -134,19 +135,13 @@ def cmd_probe_trajectory(args) -> None:
 
 
 def cmd_robustness_tables(args) -> None:
-    from .io import read_json, write_csv
+    from .io import write_csv
     from .robustness import summary, trajectory_table
 
     per_image = pd.concat([pd.read_csv(p) for p in args.checkpoint_probes], ignore_index=True)
     write_csv(summary(per_image, resamples=args.resamples, seed=args.bootstrap_seed), args.summary)
-    metrics = {}
-    for run_json, log in zip(args.runs, args.metrics, strict=True):
-        run = read_json(run_json)
-        key = (run["data"]["dataset"], run["settings"]["init_scale"], run["settings"]["weight_decay"],
-               run["settings"]["seed"])
-        metrics[key] = pd.read_csv(log)
     trajectory = pd.concat([pd.read_csv(p) for p in args.trajectory_probes], ignore_index=True)
-    write_csv(trajectory_table(trajectory, metrics), args.trajectory)
+    write_csv(trajectory_table(trajectory, _metric_logs(args.runs, args.metrics)), args.trajectory)
 
 
 def cmd_robustness_figures(args) -> None:
@@ -155,10 +150,94 @@ def cmd_robustness_figures(args) -> None:
 
     per_image = pd.concat([pd.read_csv(p) for p in args.checkpoint_probes], ignore_index=True)
     save_figure(figures.robustness_histograms(per_image), args.histograms, args.histograms_pdf)
-    save_figure(figures.robustness_trajectory(pd.read_csv(args.trajectory)), args.trajectory_png,
+    trajectory = pd.read_csv(args.trajectory)
+    save_figure(figures.robustness_trajectory(trajectory[trajectory["dataset"] == args.dataset]), args.trajectory_png,
                 args.trajectory_pdf)
     save_figure(figures.random_vs_adversarial(per_image), args.random_vs_adversarial,
                 args.random_vs_adversarial_pdf)
+
+
+def _sensitivity_settings(args):
+    from .sensitivity_study import SensitivitySettings
+
+    return SensitivitySettings(test_points=args.test_points, train_points=args.train_points,
+                               ellipses=args.ellipses, ellipse_points=args.ellipse_points,
+                               jacobian_every=args.jacobian_every, seed=args.anchor_seed, device=args.device)
+
+
+def cmd_sensitivity_checkpoints(args) -> None:
+    from .io import write_csv
+    from .sensitivity_study import measure_checkpoints
+
+    _threads(args.threads)
+    items = measure_checkpoints(args.data, args.checkpoints, args.run_json, _sensitivity_settings(args))
+    write_csv(items, args.output)
+    print(items.groupby(["checkpoint", "where"], sort=False)[["jacobian_norm", "transition_density"]].mean())
+
+
+def cmd_sensitivity_trajectory(args) -> None:
+    from .io import write_csv
+    from .sensitivity_study import measure_trajectory
+
+    _threads(args.threads)
+    items = measure_trajectory(args.data, args.snapshots, args.run_json, _sensitivity_settings(args),
+                               snapshots=args.trajectory_snapshots)
+    write_csv(items, args.output)
+    print(f"{items['step'].nunique()} snapshots measured")
+
+
+def _metric_logs(run_jsons, metric_csvs) -> dict[tuple, pd.DataFrame]:
+    """{(dataset, α, wd, seed): metric log} of the runs."""
+    from .grokking import run_identity
+
+    return {tuple(run_identity(r)[0].values()): pd.read_csv(m) for r, m in zip(run_jsons, metric_csvs, strict=True)}
+
+
+def cmd_sensitivity_tables(args) -> None:
+    from .io import write_csv
+    from .sensitivity_study import summary, trajectory_table
+
+    items = pd.concat([pd.read_csv(p) for p in args.checkpoint_items], ignore_index=True)
+    write_csv(summary(items), args.summary)
+    trajectory = pd.concat([pd.read_csv(p) for p in args.trajectory_items], ignore_index=True)
+    write_csv(trajectory_table(trajectory, _metric_logs(args.runs, args.metrics)), args.trajectory)
+
+
+def cmd_sensitivity_figures(args) -> None:
+    from . import figures
+    from .io import save_figure
+
+    summary, trajectory = pd.read_csv(args.summary), pd.read_csv(args.trajectory)
+    save_figure(figures.sensitivity_comparison(summary[summary["dataset"] == args.dataset]), args.comparison,
+                args.comparison_pdf)
+    save_figure(figures.sensitivity_trajectory(trajectory[trajectory["dataset"] == args.dataset]),
+                args.trajectory_png, args.trajectory_pdf)
+
+
+def cmd_sensitivity_slices(args) -> None:
+    import torch
+
+    from . import data as datasets
+    from . import figures
+    from .grokking import run_identity, stored_checkpoints
+    from .io import save_figure
+    from .sensitivity import region_slice, trajectory_anchors
+    from .train import DTYPES
+
+    _threads(args.threads)
+    slices = []
+    for checkpoints, run_json in zip(args.checkpoints, args.runs, strict=True):
+        run, dtype = run_identity(run_json)
+        split = datasets.read_split(args.data)
+        train_x = datasets.as_float(split.train_x, dtype=DTYPES[dtype])
+        anchors = trajectory_anchors("different_class", train_x, split.train_y, 1,
+                                     torch.Generator().manual_seed(args.anchor_seed))[0]
+        for name, step, model in stored_checkpoints(checkpoints, "cpu"):
+            if name in ("memorised", "generalised"):
+                boundary, count, corners = region_slice(model, anchors, args.resolution, args.margin)
+                slices.append(dict(run, checkpoint=name, step=step, boundary=boundary.numpy(), regions=count,
+                                   corners=corners, margin=args.margin))
+    save_figure(figures.region_slices(slices), args.png, args.pdf)
 
 
 def _probe_flags() -> argparse.ArgumentParser:
@@ -253,6 +332,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", type=Path, nargs="+", required=True, help="metrics.csv, same order")
     p.add_argument("--checkpoints", type=Path, nargs="+", required=True, help="checkpoints.json, same order")
     p.add_argument("--table", type=Path, required=True)
+    p.add_argument("--dataset", required=True, help="the dataset whose runs the figures show")
     p.add_argument("--curves-png", type=Path, required=True)
     p.add_argument("--curves-pdf", type=Path, required=True)
     p.add_argument("--grid-png", type=Path, required=True)
@@ -292,10 +372,69 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("robustness-figures", help="radius histograms, trajectory, random vs adversarial")
     p.add_argument("--checkpoint-probes", type=Path, nargs="+", required=True)
     p.add_argument("--trajectory", type=Path, required=True, help="robustness_trajectory.csv")
+    p.add_argument("--dataset", required=True, help="the dataset whose runs the figures show")
     for name in ("histograms", "trajectory-png", "random-vs-adversarial"):
         p.add_argument(f"--{name}", type=Path, required=True)
         p.add_argument(f"--{name.removesuffix('-png')}-pdf", type=Path, required=True)
     p.set_defaults(func=cmd_robustness_figures)
+
+    def sensitivity_flags(p):
+        p.add_argument("--test-points", type=int, default=1000)
+        p.add_argument("--train-points", type=int, default=1000)
+        p.add_argument("--ellipses", type=int, default=100, help="per trajectory kind")
+        p.add_argument("--ellipse-points", type=int, default=256)
+        p.add_argument("--jacobian-every", type=int, default=8)
+        p.add_argument("--anchor-seed", type=int, default=0)
+        p.add_argument("--device", default="auto")
+        p.add_argument("--threads", type=int, default=1)
+
+    p = sub.add_parser("sensitivity-checkpoints", help="Jacobian norms and transitions of a run's checkpoints")
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--checkpoints", type=Path, required=True)
+    p.add_argument("--run-json", type=Path, required=True)
+    p.add_argument("--output", type=Path, required=True)
+    sensitivity_flags(p)
+    p.set_defaults(func=cmd_sensitivity_checkpoints)
+
+    p = sub.add_parser("sensitivity-trajectory", help="Jacobian norms and transitions at a run's snapshots")
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--snapshots", type=Path, required=True)
+    p.add_argument("--run-json", type=Path, required=True)
+    p.add_argument("--trajectory-snapshots", type=int, default=24, help="log-spaced subset; 0 = all")
+    p.add_argument("--output", type=Path, required=True)
+    sensitivity_flags(p)
+    p.set_defaults(func=cmd_sensitivity_trajectory)
+
+    p = sub.add_parser("sensitivity-tables", help="sensitivity_summary.csv and sensitivity_trajectory.csv")
+    p.add_argument("--checkpoint-items", type=Path, nargs="+", required=True)
+    p.add_argument("--trajectory-items", type=Path, nargs="+", required=True)
+    p.add_argument("--runs", type=Path, nargs="+", required=True)
+    p.add_argument("--metrics", type=Path, nargs="+", required=True)
+    p.add_argument("--summary", type=Path, required=True)
+    p.add_argument("--trajectory", type=Path, required=True)
+    p.set_defaults(func=cmd_sensitivity_tables)
+
+    p = sub.add_parser("sensitivity-figures", help="Novak's comparison and the sensitivity trajectory")
+    p.add_argument("--summary", type=Path, required=True)
+    p.add_argument("--trajectory", type=Path, required=True)
+    p.add_argument("--dataset", required=True, help="the dataset whose runs the figures show")
+    p.add_argument("--comparison", type=Path, required=True)
+    p.add_argument("--comparison-pdf", type=Path, required=True)
+    p.add_argument("--trajectory-png", type=Path, required=True)
+    p.add_argument("--trajectory-pdf", type=Path, required=True)
+    p.set_defaults(func=cmd_sensitivity_figures)
+
+    p = sub.add_parser("sensitivity-slices", help="linear regions on the plane through 3 training points")
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--checkpoints", type=Path, nargs="+", required=True)
+    p.add_argument("--runs", type=Path, nargs="+", required=True, help="run.json, same order")
+    p.add_argument("--resolution", type=int, default=400)
+    p.add_argument("--margin", type=float, default=0.25, help="plane extent beyond the anchors' triangle")
+    p.add_argument("--anchor-seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--png", type=Path, required=True)
+    p.add_argument("--pdf", type=Path, required=True)
+    p.set_defaults(func=cmd_sensitivity_slices)
     return top
 
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import math
 import platform
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
 from . import data as datasets
-from .io import atomic_torch_save, write_csv, write_json
-from .models import build, model_spec, scale_init_
+from .io import atomic_torch_save, read_json, write_csv, write_json
+from .models import build, from_state, model_spec, scale_init_
 from .train import DTYPES, METRICS, Data, evaluation_steps, resolve_device, train
 
 
@@ -100,3 +103,53 @@ def run(split_path: Path, settings: GrokkingSettings, *, metrics_path: Path, run
     )
     write_json(summary, run_path)
     return summary
+
+
+# Reading a run's stored outputs back, for the stages that probe its networks.
+
+RUN_COLUMNS = ("dataset", "init_scale", "weight_decay", "seed")  # what identifies a run in every table
+
+
+def run_identity(run_json: Path) -> tuple[dict, str]:
+    """({dataset, init_scale, weight_decay, seed}, training dtype) of a run, from its run.json."""
+    run = read_json(run_json)
+    settings = run["settings"]
+    return dict(dataset=run["data"]["dataset"], init_scale=settings["init_scale"],
+                weight_decay=settings["weight_decay"], seed=settings["seed"]), settings["dtype"]
+
+
+def stored_checkpoints(checkpoints_path: Path, device):
+    """(name, step, network in eval mode) for every reached checkpoint in a checkpoints.pt."""
+    blob = torch.load(checkpoints_path, weights_only=True, map_location=device)
+    for name, cp in blob["checkpoints"].items():
+        yield name, cp["step"], from_state(blob["model_spec"], cp["state_dict"], device=device)
+
+
+def snapshot_steps(snapshot_dir: Path) -> dict[int, Path]:
+    """{step: file} of a run's snapshots (snapshots/step_XXXXXXX.pt)."""
+    found = {}
+    for path in Path(snapshot_dir).glob("step_*.pt"):
+        match = re.fullmatch(r"step_(\d+)\.pt", path.name)
+        if match:
+            found[int(match.group(1))] = path
+    return dict(sorted(found.items()))
+
+
+def log_spaced_subset(steps: list[int], count: int) -> list[int]:
+    """At most `count` of `steps`, spread evenly in log(1 + step), always with the first and last; 0 = all."""
+    steps = sorted(steps)
+    if count <= 0 or count >= len(steps):
+        return steps
+    targets = np.geomspace(1 + steps[0], 1 + steps[-1], count) - 1
+    chosen = {steps[0], steps[-1]}
+    for t in targets:
+        chosen.add(min(steps, key=lambda s: abs(math.log1p(s) - math.log1p(t))))
+    return sorted(chosen)
+
+
+def milestone_snapshots(snapshot_dir: Path, count: int, device):
+    """(step, network in eval mode) at `count` log-spaced snapshots of a run (0 = every snapshot)."""
+    available = snapshot_steps(snapshot_dir)
+    for step in log_spaced_subset(list(available), count):
+        blob = torch.load(available[step], weights_only=True, map_location=device)
+        yield step, from_state(blob["model_spec"], blob["state_dict"], device=device)

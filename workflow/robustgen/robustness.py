@@ -7,7 +7,6 @@ memorised and generalised networks are compared on paired inputs.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,13 +15,11 @@ import pandas as pd
 import torch
 
 from . import data as datasets
-from .io import read_json
-from .models import from_state
+from .grokking import RUN_COLUMNS, milestone_snapshots, run_identity, stored_checkpoints
 from .probes import adversarial_radius, bisection_radius, grid_radius, noise_norm
 from .stats import bootstrap_median_ratio, quartiles
 from .train import DTYPES, resolve_device
 
-RUN_COLUMNS = ("dataset", "init_scale", "weight_decay", "seed")
 PROBE_KEYS = ("measure", "mode", "norm", "delta")
 PER_IMAGE_COLUMNS = (*RUN_COLUMNS, "checkpoint", "step", *PROBE_KEYS, "image", "label", "radius")
 
@@ -102,13 +99,6 @@ def _rows(run: dict, checkpoint: str, step: int, probes, index, labels) -> pd.Da
     return pd.concat(frames, ignore_index=True)[list(PER_IMAGE_COLUMNS)]
 
 
-def run_identity(run_json: Path) -> dict:
-    run = read_json(run_json)
-    settings = run["settings"]
-    return dict(dataset=run["data"]["dataset"], init_scale=settings["init_scale"],
-                weight_decay=settings["weight_decay"], seed=settings["seed"]), settings["dtype"]
-
-
 def probe_checkpoints(split_path: Path, checkpoints_path: Path, run_json: Path, s: ProbeSettings) -> pd.DataFrame:
     """Per-image radii of every reached checkpoint (memorised, generalised, final): bisection and PGD for
     all, Walker's grid mode (the slowest) for his two, the memorised and the generalised."""
@@ -116,38 +106,14 @@ def probe_checkpoints(split_path: Path, checkpoints_path: Path, run_json: Path, 
     device = resolve_device(s.device)
     x, y, index = probe_images(datasets.read_split(split_path), s.image_first, s.image_count,
                                device=device, dtype=DTYPES[dtype])
-    blob = torch.load(checkpoints_path, weights_only=True, map_location=device)
     frames = []
-    for name, cp in blob["checkpoints"].items():
-        model = from_state(blob["model_spec"], cp["state_dict"], device=device)
+    for name, step, model in stored_checkpoints(checkpoints_path, device):
         grid = name in ("memorised", "generalised")
         probes = random_noise_probes(model, x, y, s, grid=grid) + adversarial_probes(model, x, y, s)
-        frames.append(_rows(run, name, cp["step"], probes, index, y))
+        frames.append(_rows(run, name, step, probes, index, y))
     if not frames:
         return pd.DataFrame(columns=PER_IMAGE_COLUMNS)
     return pd.concat(frames, ignore_index=True)
-
-
-def snapshot_steps(snapshot_dir: Path) -> dict[int, Path]:
-    """{step: file} of a run's snapshots (snapshots/step_XXXXXXX.pt)."""
-    found = {}
-    for path in Path(snapshot_dir).glob("step_*.pt"):
-        match = re.fullmatch(r"step_(\d+)\.pt", path.name)
-        if match:
-            found[int(match.group(1))] = path
-    return dict(sorted(found.items()))
-
-
-def log_spaced_subset(steps: list[int], count: int) -> list[int]:
-    """At most `count` of `steps`, spread evenly in log(1 + step), always with the first and last; 0 = all."""
-    steps = sorted(steps)
-    if count <= 0 or count >= len(steps):
-        return steps
-    targets = np.geomspace(1 + steps[0], 1 + steps[-1], count) - 1
-    chosen = {steps[0], steps[-1]}
-    for t in targets:
-        chosen.add(min(steps, key=lambda s: abs(math.log1p(s) - math.log1p(t))))
-    return sorted(chosen)
 
 
 def probe_trajectory(split_path: Path, snapshot_dir: Path, run_json: Path, s: ProbeSettings, *,
@@ -157,11 +123,8 @@ def probe_trajectory(split_path: Path, snapshot_dir: Path, run_json: Path, s: Pr
     device = resolve_device(s.device)
     x, y, index = probe_images(datasets.read_split(split_path), s.image_first, min(images, s.image_count),
                                device=device, dtype=DTYPES[dtype])
-    available = snapshot_steps(snapshot_dir)
     frames = []
-    for step in log_spaced_subset(list(available), snapshots):
-        blob = torch.load(available[step], weights_only=True, map_location=device)
-        model = from_state(blob["model_spec"], blob["state_dict"], device=device)
+    for step, model in milestone_snapshots(snapshot_dir, snapshots, device):
         frames.append(_rows(run, "snapshot", step, random_noise_probes(model, x, y, s, grid=False), index, y))
     return pd.concat(frames, ignore_index=True)
 

@@ -27,7 +27,7 @@ def jacobian_norms(model: nn.Module, x: torch.Tensor, chunk: int = 512) -> torch
     """
     probabilities = lambda point: torch.softmax(model(point[None]), dim=1)[0]
     per_point = vmap(jacrev(probabilities))
-    norms = [per_point(x[s:s + chunk]).flatten(1).norm(dim=1) for s in range(0, len(x), chunk)]
+    norms = [per_point(x[s:s + chunk]).flatten(1).norm(dim=1).detach() for s in range(0, len(x), chunk)]
     return torch.cat(norms) if norms else x.new_empty(0)
 
 
@@ -112,3 +112,27 @@ def trajectory_sensitivity(model: nn.Sequential, anchors: torch.Tensor, *, k: in
     return dict(transitions=transitions.double(), length=lengths.double(),
                 transition_density=transitions.double() / lengths.double(),
                 jacobian_norm=torch.cat(jacobians).double())
+
+
+def region_slice(model: nn.Sequential, anchors: torch.Tensor, resolution: int, margin: float = 0.25,
+                 last_layer_only: bool = True):
+    """Linear regions on the plane through three anchor points (Novak et al.'s Figure 3).
+
+    The plane is p(s, t) = a + s (b − a) + t (c − a) for s, t ∈ [−margin, 1 + margin]; the code is that of
+    the last hidden layer (Novak's pre-logits layer) or of every hidden unit. Returns the boundary mask
+    (resolution, resolution) — pixels whose code differs from the next pixel right or up — the number of
+    distinct codes on the slice, and the anchors' (s, t) coordinates.
+    """
+    a, b, c = anchors
+    coords = torch.linspace(-margin, 1 + margin, resolution, dtype=anchors.dtype, device=anchors.device)
+    s, t = torch.meshgrid(coords, coords, indexing="xy")
+    points = a + s.reshape(-1, 1) * (b - a) + t.reshape(-1, 1) * (c - a)
+    codes = activation_codes(model, points)
+    if last_layer_only:
+        codes = codes[:, -model[-1].in_features:]
+    regions = len(torch.unique(codes, dim=0))
+    grid = codes.reshape(resolution, resolution, -1)
+    boundary = torch.zeros(resolution, resolution, dtype=torch.bool, device=codes.device)
+    boundary[:, :-1] |= (grid[:, 1:] != grid[:, :-1]).any(dim=-1)
+    boundary[:-1, :] |= (grid[1:, :] != grid[:-1, :]).any(dim=-1)
+    return boundary, regions, [(0.0, 0.0), (1.0, 0.0), (0.0, 1.0)]

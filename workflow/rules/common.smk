@@ -35,17 +35,23 @@ def grokking_runs():
     ]
 
 
-def grokking_run_files(name):
-    """`name` (e.g. 'metrics.csv') in every grokking run directory."""
-    return [f"{GROKKING_RUN}/{name}".format(**run) for run in grokking_runs()]
-
-
-def robustness_run_files(name):
-    """`name` (e.g. 'checkpoints.csv') in every run's robustness directory."""
+def run_files(stage, name, dataset=None, seeds=None):
+    """`name` in the directory of every run under results/{stage}/ (of one dataset, some seeds)."""
     return [
-        f"results/robustness/{run['dataset']}/alpha{run['alpha']}_wd{run['wd']}_seed{run['seed']}/{name}"
-        for run in grokking_runs()
+        f"results/{stage}/{r['dataset']}/alpha{r['alpha']}_wd{r['wd']}_seed{r['seed']}/{name}"
+        for r in grokking_runs()
+        if dataset in (None, r["dataset"]) and (seeds is None or int(r["seed"]) in seeds)
     ]
+
+
+def dataset_run_files(stage, name, first_seed_only=False):
+    """Input function: `name` in the run directories of the job's {dataset} (or of its first seed)."""
+    seeds = [min(config["grokking"]["seeds"])] if first_seed_only else None
+
+    def files(wildcards):
+        return run_files(stage, name, wildcards.dataset, seeds)
+
+    return files
 
 
 def probe_args(grid_and_adversarial):
@@ -72,19 +78,40 @@ def probe_args(grid_and_adversarial):
     return " ".join(args)
 
 
+def sensitivity_args(trajectory):
+    """The sensitivity.* knobs as command flags; the trajectory uses its own, lighter sizes."""
+    c = config["sensitivity"]
+    sizes = c["trajectory"] if trajectory else c
+    return (
+        f"--test-points {sizes['test_points']} --train-points {sizes['train_points']}"
+        f" --ellipses {sizes['ellipses']} --ellipse-points {c['ellipse_points']}"
+        f" --jacobian-every {c['jacobian_every']} --anchor-seed {c['seed']} --device {config['device']}"
+    )
+
+
 def download_flag(wildcards):
     return "--download" if config["data"]["download"] else "--no-download"
 
 
+FIGURES = {
+    "grokking": ["grokking_curves", "grokking_steps_to_generalise"],
+    "robustness": ["robustness_histograms", "robustness_trajectory", "robustness_random_vs_adversarial"],
+    "sensitivity": ["sensitivity_comparison", "sensitivity_trajectory", "sensitivity_slices"],
+}
+
+
 def study_outputs():
-    """What `snakemake` builds by default: every table and figure of the study."""
-    return [
-        "results/tables/grokking_runs.csv",
-        "results/figures/grokking_curves.png",
-        "results/figures/grokking_steps_to_generalise.png",
-        "results/tables/robustness_summary.csv",
-        "results/tables/robustness_trajectory.csv",
-        "results/figures/robustness_histograms.png",
-        "results/figures/robustness_trajectory.png",
-        "results/figures/robustness_random_vs_adversarial.png",
+    """What `snakemake` builds by default: every table, and every figure for every dataset."""
+    tables = [
+        "grokking_runs",
+        "robustness_summary",
+        "robustness_trajectory",
+        "sensitivity_summary",
+        "sensitivity_trajectory",
+    ]
+    figures = [name for stage in FIGURES.values() for name in stage]
+    return [f"results/tables/{t}.csv" for t in tables] + [
+        f"results/figures/{dataset}/{f}.png"
+        for dataset in config["grokking"]["datasets"]
+        for f in figures
     ]

@@ -71,8 +71,8 @@ rule extract_checkpoints:
 
 rule grokking_table:
     input:
-        runs=grokking_run_files("run.json"),
-        checkpoints=grokking_run_files("checkpoints.json"),
+        runs=run_files("grokking", "run.json"),
+        checkpoints=run_files("grokking", "checkpoints.json"),
     output:
         "results/tables/grokking_runs.csv",
     log:
@@ -91,24 +91,24 @@ rule grokking_table:
 rule grokking_figures:
     input:
         table="results/tables/grokking_runs.csv",
-        runs=grokking_run_files("run.json"),
-        metrics=grokking_run_files("metrics.csv"),
-        checkpoints=grokking_run_files("checkpoints.json"),
+        runs=dataset_run_files("grokking", "run.json"),
+        metrics=dataset_run_files("grokking", "metrics.csv"),
+        checkpoints=dataset_run_files("grokking", "checkpoints.json"),
     output:
         curves=report(
-            "results/figures/grokking_curves.png",
+            "results/figures/{dataset}/grokking_curves.png",
             caption="../report/grokking_curves.rst",
             category="Grokking",
         ),
-        curves_pdf="results/figures/grokking_curves.pdf",
+        curves_pdf="results/figures/{dataset}/grokking_curves.pdf",
         grid=report(
-            "results/figures/grokking_steps_to_generalise.png",
+            "results/figures/{dataset}/grokking_steps_to_generalise.png",
             caption="../report/grokking_steps_to_generalise.rst",
             category="Grokking",
         ),
-        grid_pdf="results/figures/grokking_steps_to_generalise.pdf",
+        grid_pdf="results/figures/{dataset}/grokking_steps_to_generalise.pdf",
     log:
-        "logs/figures/grokking.log",
+        "logs/figures/{dataset}/grokking.log",
     conda:
         "../../envs/robustgen.yaml"
     threads: 1
@@ -117,6 +117,6 @@ rule grokking_figures:
         runtime=10,
     shell:
         "python -m robustgen grokking-figures --runs {input.runs} --metrics {input.metrics}"
-        " --checkpoints {input.checkpoints} --table {input.table}"
+        " --checkpoints {input.checkpoints} --table {input.table} --dataset {wildcards.dataset}"
         " --curves-png {output.curves} --curves-pdf {output.curves_pdf}"
         " --grid-png {output.grid} --grid-pdf {output.grid_pdf} > {log} 2>&1"

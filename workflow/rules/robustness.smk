@@ -51,10 +51,10 @@ rule probe_trajectory:
 
 rule robustness_tables:
     input:
-        checkpoints=robustness_run_files("checkpoints.csv"),
-        trajectory=robustness_run_files("trajectory.csv"),
-        runs=grokking_run_files("run.json"),
-        metrics=grokking_run_files("metrics.csv"),
+        checkpoints=run_files("robustness", "checkpoints.csv"),
+        trajectory=run_files("robustness", "trajectory.csv"),
+        runs=run_files("grokking", "run.json"),
+        metrics=run_files("grokking", "metrics.csv"),
     output:
         summary="results/tables/robustness_summary.csv",
         trajectory="results/tables/robustness_trajectory.csv",
@@ -78,29 +78,29 @@ rule robustness_tables:
 
 rule robustness_figures:
     input:
-        checkpoints=robustness_run_files("checkpoints.csv"),
+        checkpoints=dataset_run_files("robustness", "checkpoints.csv"),
         trajectory="results/tables/robustness_trajectory.csv",
     output:
         histograms=report(
-            "results/figures/robustness_histograms.png",
+            "results/figures/{dataset}/robustness_histograms.png",
             caption="../report/robustness_histograms.rst",
             category="Robustness",
         ),
-        histograms_pdf="results/figures/robustness_histograms.pdf",
+        histograms_pdf="results/figures/{dataset}/robustness_histograms.pdf",
         trajectory=report(
-            "results/figures/robustness_trajectory.png",
+            "results/figures/{dataset}/robustness_trajectory.png",
             caption="../report/robustness_trajectory.rst",
             category="Robustness",
         ),
-        trajectory_pdf="results/figures/robustness_trajectory.pdf",
+        trajectory_pdf="results/figures/{dataset}/robustness_trajectory.pdf",
         random_vs_adversarial=report(
-            "results/figures/robustness_random_vs_adversarial.png",
+            "results/figures/{dataset}/robustness_random_vs_adversarial.png",
             caption="../report/robustness_random_vs_adversarial.rst",
             category="Robustness",
         ),
-        random_vs_adversarial_pdf="results/figures/robustness_random_vs_adversarial.pdf",
+        random_vs_adversarial_pdf="results/figures/{dataset}/robustness_random_vs_adversarial.pdf",
     log:
-        "logs/figures/robustness.log",
+        "logs/figures/{dataset}/robustness.log",
     threads: 1
     resources:
         mem_mb=2000,
@@ -109,7 +109,7 @@ rule robustness_figures:
         "../../envs/robustgen.yaml"
     shell:
         "python -m robustgen robustness-figures --checkpoint-probes {input.checkpoints}"
-        " --trajectory {input.trajectory}"
+        " --trajectory {input.trajectory} --dataset {wildcards.dataset}"
         " --histograms {output.histograms} --histograms-pdf {output.histograms_pdf}"
         " --trajectory-png {output.trajectory} --trajectory-pdf {output.trajectory_pdf}"
         " --random-vs-adversarial {output.random_vs_adversarial}"

@@ -1,0 +1,134 @@
+# Stage: sensitivity (Novak et al. 2018). Jacobian norm and linear-region transitions of every checkpoint
+# and along every run's snapshots; Novak's comparison, the sensitivity trajectory and the 2-D region slices.
+
+
+rule sensitivity_checkpoints:
+    input:
+        data="results/data/grokking/{dataset}.pt",
+        checkpoints="results/grokking/{dataset}/alpha{alpha}_wd{wd}_seed{seed}/checkpoints.pt",
+        run="results/grokking/{dataset}/alpha{alpha}_wd{wd}_seed{seed}/run.json",
+    output:
+        "results/sensitivity/{dataset}/alpha{alpha}_wd{wd}_seed{seed}/checkpoints.csv",
+    log:
+        "logs/sensitivity/{dataset}/alpha{alpha}_wd{wd}_seed{seed}/checkpoints.log",
+    params:
+        sizes=sensitivity_args(trajectory=False),
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=20,
+    conda:
+        "../../envs/robustgen.yaml"
+    shell:
+        "python -m robustgen sensitivity-checkpoints --data {input.data} --checkpoints {input.checkpoints}"
+        " --run-json {input.run} {params.sizes} --threads {threads} --output {output} > {log} 2>&1"
+
+
+rule sensitivity_trajectory:
+    input:
+        data="results/data/grokking/{dataset}.pt",
+        snapshots="results/grokking/{dataset}/alpha{alpha}_wd{wd}_seed{seed}/snapshots",
+        run="results/grokking/{dataset}/alpha{alpha}_wd{wd}_seed{seed}/run.json",
+    output:
+        "results/sensitivity/{dataset}/alpha{alpha}_wd{wd}_seed{seed}/trajectory.csv",
+    log:
+        "logs/sensitivity/{dataset}/alpha{alpha}_wd{wd}_seed{seed}/trajectory.log",
+    params:
+        sizes=sensitivity_args(trajectory=True),
+        snapshots=config["sensitivity"]["trajectory"]["snapshots"],
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=30,
+    conda:
+        "../../envs/robustgen.yaml"
+    shell:
+        "python -m robustgen sensitivity-trajectory --data {input.data} --snapshots {input.snapshots}"
+        " --run-json {input.run} {params.sizes} --trajectory-snapshots {params.snapshots}"
+        " --threads {threads} --output {output} > {log} 2>&1"
+
+
+rule sensitivity_tables:
+    input:
+        checkpoints=run_files("sensitivity", "checkpoints.csv"),
+        trajectory=run_files("sensitivity", "trajectory.csv"),
+        runs=run_files("grokking", "run.json"),
+        metrics=run_files("grokking", "metrics.csv"),
+    output:
+        summary="results/tables/sensitivity_summary.csv",
+        trajectory="results/tables/sensitivity_trajectory.csv",
+    log:
+        "logs/tables/sensitivity.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/robustgen.yaml"
+    shell:
+        "python -m robustgen sensitivity-tables --checkpoint-items {input.checkpoints}"
+        " --trajectory-items {input.trajectory} --runs {input.runs} --metrics {input.metrics}"
+        " --summary {output.summary} --trajectory {output.trajectory} > {log} 2>&1"
+
+
+rule sensitivity_figures:
+    input:
+        summary="results/tables/sensitivity_summary.csv",
+        trajectory="results/tables/sensitivity_trajectory.csv",
+    output:
+        comparison=report(
+            "results/figures/{dataset}/sensitivity_comparison.png",
+            caption="../report/sensitivity_comparison.rst",
+            category="Sensitivity",
+        ),
+        comparison_pdf="results/figures/{dataset}/sensitivity_comparison.pdf",
+        trajectory=report(
+            "results/figures/{dataset}/sensitivity_trajectory.png",
+            caption="../report/sensitivity_trajectory.rst",
+            category="Sensitivity",
+        ),
+        trajectory_pdf="results/figures/{dataset}/sensitivity_trajectory.pdf",
+    log:
+        "logs/figures/{dataset}/sensitivity.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/robustgen.yaml"
+    shell:
+        "python -m robustgen sensitivity-figures --summary {input.summary} --trajectory {input.trajectory}"
+        " --dataset {wildcards.dataset}"
+        " --comparison {output.comparison} --comparison-pdf {output.comparison_pdf}"
+        " --trajectory-png {output.trajectory} --trajectory-pdf {output.trajectory_pdf} > {log} 2>&1"
+
+
+rule sensitivity_slices:
+    input:
+        data="results/data/grokking/{dataset}.pt",
+        checkpoints=dataset_run_files("grokking", "checkpoints.pt", first_seed_only=True),
+        runs=dataset_run_files("grokking", "run.json", first_seed_only=True),
+    output:
+        png=report(
+            "results/figures/{dataset}/sensitivity_slices.png",
+            caption="../report/sensitivity_slices.rst",
+            category="Sensitivity",
+        ),
+        pdf="results/figures/{dataset}/sensitivity_slices.pdf",
+    log:
+        "logs/figures/{dataset}/sensitivity_slices.log",
+    params:
+        resolution=config["sensitivity"]["slice_resolution"],
+        margin=config["sensitivity"]["slice_margin"],
+        seed=config["sensitivity"]["seed"],
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/robustgen.yaml"
+    shell:
+        "python -m robustgen sensitivity-slices --data {input.data} --checkpoints {input.checkpoints}"
+        " --runs {input.runs} --resolution {params.resolution} --margin {params.margin}"
+        " --anchor-seed {params.seed}"
+        " --threads {threads} --png {output.png} --pdf {output.pdf} > {log} 2>&1"
