@@ -104,9 +104,10 @@ def test_changing_a_probe_knob_reruns_only_probes(smoke):
 
 def test_changing_a_training_knob_reruns_training(smoke):
     jobs = smoke.planned_jobs("--configfile", SMOKE, "--config", "grokking={lr: 0.002}")
-    assert jobs["train_grokking"] == 2 and "prepare_grokking_data" not in jobs
+    assert jobs["train_grokking"] == 2 and "prepare_data" not in jobs and "train_capacity" not in jobs
     jobs = smoke.planned_jobs("--configfile", SMOKE, "--config", "data={split_seed: 1}")
-    assert jobs["prepare_grokking_data"] == 1 and jobs["train_grokking"] == 2
+    # both studies' splits depend on the split seed
+    assert jobs["prepare_data"] == 2 and jobs["train_grokking"] == 2 and jobs["train_capacity"] == 4
 
 
 def test_report_holds_every_figure(smoke):
@@ -171,3 +172,41 @@ def test_sensitivity_tables_agree_with_the_per_item_measurements(smoke):
     assert row.se == pytest.approx(final.transition_density.std() / 5 ** 0.5)
     trajectory = pd.read_csv(results / "tables" / "sensitivity_trajectory.csv")
     assert trajectory.test_acc.notna().all() and trajectory.groupby(["init_scale"]).step.nunique().max() <= 4
+
+
+def test_widening_the_capacity_grid_schedules_only_the_new_networks(smoke):
+    jobs = smoke.planned_jobs("--configfile", SMOKE, "--config", "capacity={widths: [32, 128, 256]}")
+    assert jobs == {"train_capacity": 2, "capacity_sensitivity": 2, "capacity_tables": 1, "capacity_figures": 1,
+                    "all": 1}
+
+
+def test_capacity_sweep_table_matches_the_networks(smoke):
+    results = smoke.workdir / "results"
+    table = pd.read_csv(results / "tables" / "capacity_sweep.csv")
+    assert sorted(zip(table.width, table.depth)) == [(32, 2), (32, 3), (128, 2), (128, 3)]
+    row = table[(table.width == 32) & (table.depth == 2)].iloc[0]
+    assert row.parameters == 784 * 32 + 32 + 32 * 10 + 10
+    assert row.gap_acc == pytest.approx(row.train_acc - row.test_acc)
+    run_dir = results / "capacity" / "mnist_embedded" / "w32_d2_adam_lr0.001_bs100_seed0"
+    log = pd.read_csv(run_dir / "metrics.csv")
+    assert row.epochs == log.epoch.iloc[-1] and row.train_acc == log.train_acc.iloc[-1]
+    assert bool(row.reached_full_train_acc) == (row.train_acc == 1.0)
+    correlations = pd.read_csv(results / "tables" / "capacity_correlations.csv")
+    assert set(correlations.x) == {"parameters", "jacobian_test", "transition_density_different_class"}
+    assert (correlations.n == int(table.reached_full_train_acc.sum())).all()
+
+
+def test_cifar10_sweep_end_to_end_through_the_torchvision_loader(workflow_factory, tmp_path):
+    from cifar_format import random_cifar10
+
+    random_cifar10(tmp_path / "cifar", n_train=500, n_test=100)
+    wf = workflow_factory("cifar")
+    wf.run("results/tables/capacity_sweep.csv", "results/figures/cifar10/capacity_sensitivity.png",
+           "--cores", "2", "--configfile", SMOKE,
+           "--config", "capacity={dataset: cifar10, widths: [32, 64], depths: [2], max_epochs: 20}",
+           f"data={{dir: {tmp_path / 'cifar'}, download: false, verify_checksums: false}}")
+    table = pd.read_csv(wf.workdir / "results" / "tables" / "capacity_sweep.csv")
+    assert set(table.dataset) == {"cifar10"} and len(table) == 2
+    assert table.parameters.tolist() == [3072 * w + w + w * 10 + 10 for w in (32, 64)]
+    log = (wf.workdir / "logs" / "data" / "capacity" / "cifar10.log").read_text()
+    assert "cifar10: 200 train / 100 test" in log

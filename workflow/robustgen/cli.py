@@ -23,7 +23,8 @@ def cmd_prepare_data(args) -> None:
     from . import data
 
     split = data.load_split(args.dataset, data_dir=args.data_dir, train_size=args.train_size,
-                            split_seed=args.split_seed, download=args.download)
+                            split_seed=args.split_seed, download=args.download, subset=args.subset,
+                            verify=args.verify)
     data.save_split(split, args.output)
     print(f"{args.dataset}: {split.meta['train_size']} train / {split.meta['test_size']} test -> {args.output}")
 
@@ -240,6 +241,53 @@ def cmd_sensitivity_slices(args) -> None:
     save_figure(figures.region_slices(slices), args.png, args.pdf)
 
 
+def cmd_train_capacity(args) -> None:
+    from .capacity import CapacitySettings, run
+
+    _threads(args.threads)
+    settings = CapacitySettings(width=args.width, depth=args.depth, optimizer=args.optimizer, lr=args.lr,
+                                batch_size=args.batch_size, seed=args.seed, max_epochs=args.max_epochs,
+                                dtype=args.dtype, device=args.device)
+    summary = run(args.data, settings, metrics_path=args.metrics, run_path=args.run_json, model_path=args.model)
+    print(f"{summary['parameters']} parameters, {summary['epochs']} epochs in {summary['wall_seconds']:.1f} s: "
+          f"train acc {summary['train_acc']:.4f}, test acc {summary['test_acc']:.4f} ({summary['stop_reason']})")
+
+
+def cmd_capacity_sensitivity(args) -> None:
+    from .capacity import SweepSensitivitySettings, measure
+    from .io import write_csv
+
+    _threads(args.threads)
+    settings = SweepSensitivitySettings(test_points=args.test_points, train_points=args.train_points,
+                                        ellipses=args.ellipses, ellipse_points=args.ellipse_points,
+                                        jacobian_every=args.jacobian_every, seed=args.anchor_seed,
+                                        device=args.device)
+    items = measure(args.data, args.model, args.run_json, settings)
+    write_csv(items, args.output)
+    print(items.groupby("where")[["jacobian_norm", "transition_density"]].mean())
+
+
+def cmd_capacity_tables(args) -> None:
+    from .capacity import correlations, sweep_table
+    from .io import write_csv
+
+    table = sweep_table(args.runs, args.items)
+    write_csv(table, args.sweep)
+    found = correlations(table, resamples=args.resamples, seed=args.bootstrap_seed)
+    write_csv(found, args.correlations)
+    print(found.to_string(index=False))
+
+
+def cmd_capacity_figures(args) -> None:
+    from . import figures
+    from .io import save_figure
+
+    table, found = pd.read_csv(args.sweep), pd.read_csv(args.correlations)
+    table = table[table["dataset"] == args.dataset]
+    save_figure(figures.capacity_generalisation(table), args.generalisation, args.generalisation_pdf)
+    save_figure(figures.capacity_sensitivity(table, found), args.sensitivity, args.sensitivity_pdf)
+
+
 def _probe_flags() -> argparse.ArgumentParser:
     """Flags shared by the probe commands (robustness.* in config.yaml)."""
     from .probes import NOISES, NORMS
@@ -269,7 +317,7 @@ def _probe_flags() -> argparse.ArgumentParser:
 
 
 def parser() -> argparse.ArgumentParser:
-    from .data import DATASETS, TORCHVISION
+    from .data import DATASETS, SUBSETS, TORCHVISION
     from .train import DTYPES
 
     top = argparse.ArgumentParser(prog="robustgen", description=__doc__)
@@ -280,7 +328,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--train-size", type=int)
     p.add_argument("--split-seed", type=int, default=0)
     p.add_argument("--data-dir", type=Path, default=Path("data"))
+    p.add_argument("--subset", choices=SUBSETS, default="first",
+                   help="the first --train-size training images, or a class-balanced draw with --split-seed")
     p.add_argument("--download", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--verify", action=argparse.BooleanOptionalAction, default=True,
+                   help="check the MD5 sums of torchvision's CIFAR files")
     p.add_argument("--output", type=Path, required=True)
     p.set_defaults(func=cmd_prepare_data)
 
@@ -435,6 +487,52 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--png", type=Path, required=True)
     p.add_argument("--pdf", type=Path, required=True)
     p.set_defaults(func=cmd_sensitivity_slices)
+
+    from .capacity import OPTIMIZERS
+
+    p = sub.add_parser("train-capacity", help="one network of the capacity sweep, to 100 %% train accuracy")
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--metrics", type=Path, required=True)
+    p.add_argument("--run-json", type=Path, required=True)
+    p.add_argument("--model", type=Path, required=True)
+    p.add_argument("--width", type=int, required=True)
+    p.add_argument("--depth", type=int, required=True)
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--batch-size", type=int, default=100)
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--max-epochs", type=int, default=200)
+    p.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=1)
+    p.set_defaults(func=cmd_train_capacity)
+
+    p = sub.add_parser("capacity-sensitivity", help="Jacobian norms and transitions of one sweep network")
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--model", type=Path, required=True)
+    p.add_argument("--run-json", type=Path, required=True)
+    p.add_argument("--output", type=Path, required=True)
+    sensitivity_flags(p)
+    p.set_defaults(func=cmd_capacity_sensitivity)
+
+    p = sub.add_parser("capacity-tables", help="capacity_sweep.csv and capacity_correlations.csv")
+    p.add_argument("--runs", type=Path, nargs="+", required=True)
+    p.add_argument("--items", type=Path, nargs="+", required=True, help="sensitivity.csv, same order")
+    p.add_argument("--resamples", type=int, default=2000)
+    p.add_argument("--bootstrap-seed", type=int, default=0)
+    p.add_argument("--sweep", type=Path, required=True)
+    p.add_argument("--correlations", type=Path, required=True)
+    p.set_defaults(func=cmd_capacity_tables)
+
+    p = sub.add_parser("capacity-figures", help="generalisation vs capacity and vs sensitivity")
+    p.add_argument("--sweep", type=Path, required=True)
+    p.add_argument("--correlations", type=Path, required=True)
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--generalisation", type=Path, required=True)
+    p.add_argument("--generalisation-pdf", type=Path, required=True)
+    p.add_argument("--sensitivity", type=Path, required=True)
+    p.add_argument("--sensitivity-pdf", type=Path, required=True)
+    p.set_defaults(func=cmd_capacity_figures)
     return top
 
 

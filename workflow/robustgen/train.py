@@ -45,12 +45,13 @@ def evaluation_steps(max_steps: int, per_decade: int = 20, max_interval: int = 1
 
 @dataclass
 class Data:
-    """Train and test tensors, already on the training device with the training dtype."""
+    """Train and test tensors, already on the training device with the training dtype. Without a test
+    set, evaluations record NaN for it (a run that only needs train accuracy to stop)."""
 
     train_x: torch.Tensor
     train_y: torch.Tensor
-    test_x: torch.Tensor
-    test_y: torch.Tensor
+    test_x: torch.Tensor | None = None
+    test_y: torch.Tensor | None = None
 
 
 @dataclass
@@ -63,9 +64,10 @@ class TrainResult:
 
 def measure(model: nn.Module, data: Data, loss: str, step: int) -> dict:
     """One evaluation record: losses and accuracies on the whole train and test sets, weight norms."""
+    no_test = torch.full((2,), math.nan, dtype=torch.float64, device=data.train_x.device)
     values = torch.cat([
         evaluate(model, data.train_x, data.train_y, loss),
-        evaluate(model, data.test_x, data.test_y, loss),
+        no_test if data.test_x is None else evaluate(model, data.test_x, data.test_y, loss),
         weight_norms(model).double(),
     ]).tolist()  # the only host synchronisation: once per evaluation, never per step
     return dict(zip(METRICS, [step, *values]))

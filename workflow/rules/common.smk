@@ -17,10 +17,16 @@ GROKKING_RUN = "results/grokking/{dataset}/alpha{alpha}_wd{wd}_seed{seed}"
 
 
 wildcard_constraints:
+    study="grokking|capacity",
     dataset="[a-z0-9_]+",
     alpha=r"[0-9][0-9.e+-]*",
     wd=r"[0-9][0-9.e+-]*",
     seed=r"\d+",
+    width=r"\d+",
+    depth=r"\d+",
+    optimizer="adam|sgd",
+    lr=r"[0-9][0-9.e+-]*",
+    bs=r"\d+",
 
 
 def grokking_runs():
@@ -40,7 +46,8 @@ def run_files(stage, name, dataset=None, seeds=None):
     return [
         f"results/{stage}/{r['dataset']}/alpha{r['alpha']}_wd{r['wd']}_seed{r['seed']}/{name}"
         for r in grokking_runs()
-        if dataset in (None, r["dataset"]) and (seeds is None or int(r["seed"]) in seeds)
+        if dataset in (None, r["dataset"])
+        and (seeds is None or int(r["seed"]) in seeds)
     ]
 
 
@@ -78,6 +85,48 @@ def probe_args(grid_and_adversarial):
     return " ".join(args)
 
 
+def capacity_networks():
+    """Every network of the capacity sweep, as wildcard dicts."""
+    c = config["capacity"]
+    return [
+        dict(
+            dataset=c["dataset"],
+            width=w,
+            depth=d,
+            optimizer=o,
+            lr=tag(lr),
+            bs=bs,
+            seed=s,
+        )
+        for w in c["widths"]
+        for d in c["depths"]
+        for o in c["optimizers"]
+        for lr in c["lrs"]
+        for bs in c["batch_sizes"]
+        for s in c["seeds"]
+    ]
+
+
+def capacity_network_files(name):
+    """`name` in every capacity-sweep network's directory."""
+    return [
+        "results/capacity/{dataset}/w{width}_d{depth}_{optimizer}_lr{lr}_bs{bs}_seed{seed}/".format(
+            **n
+        )
+        + name
+        for n in capacity_networks()
+    ]
+
+
+def capacity_sensitivity_args():
+    c = config["capacity"]["sensitivity"]
+    return (
+        f"--test-points {c['test_points']} --train-points {c['train_points']} --ellipses {c['ellipses']}"
+        f" --ellipse-points {c['ellipse_points']} --jacobian-every {c['jacobian_every']}"
+        f" --anchor-seed {c['seed']} --device {config['device']}"
+    )
+
+
 def sensitivity_args(trajectory):
     """The sensitivity.* knobs as command flags; the trajectory uses its own, lighter sizes."""
     c = config["sensitivity"]
@@ -89,14 +138,36 @@ def sensitivity_args(trajectory):
     )
 
 
+def study_train_size(wildcards):
+    return config[wildcards.study]["train_size"]
+
+
+def study_subset(wildcards):
+    """Omnigrok trains on the first images of a training set; the capacity sweep on a class-balanced draw."""
+    return {"grokking": "first", "capacity": "balanced"}[wildcards.study]
+
+
 def download_flag(wildcards):
     return "--download" if config["data"]["download"] else "--no-download"
 
 
+def verify_flag(wildcards):
+    return "--verify" if config["data"]["verify_checksums"] else "--no-verify"
+
+
 FIGURES = {
     "grokking": ["grokking_curves", "grokking_steps_to_generalise"],
-    "robustness": ["robustness_histograms", "robustness_trajectory", "robustness_random_vs_adversarial"],
-    "sensitivity": ["sensitivity_comparison", "sensitivity_trajectory", "sensitivity_slices"],
+    "robustness": [
+        "robustness_histograms",
+        "robustness_trajectory",
+        "robustness_random_vs_adversarial",
+    ],
+    "sensitivity": [
+        "sensitivity_comparison",
+        "sensitivity_trajectory",
+        "sensitivity_slices",
+    ],
+    "capacity": ["capacity_generalisation", "capacity_sensitivity"],
 }
 
 
@@ -108,10 +179,21 @@ def study_outputs():
         "robustness_trajectory",
         "sensitivity_summary",
         "sensitivity_trajectory",
+        "capacity_sweep",
+        "capacity_correlations",
     ]
-    figures = [name for stage in FIGURES.values() for name in stage]
-    return [f"results/tables/{t}.csv" for t in tables] + [
-        f"results/figures/{dataset}/{f}.png"
-        for dataset in config["grokking"]["datasets"]
-        for f in figures
+    grokking_figures = [
+        f for stage in ("grokking", "robustness", "sensitivity") for f in FIGURES[stage]
     ]
+    return (
+        [f"results/tables/{t}.csv" for t in tables]
+        + [
+            f"results/figures/{dataset}/{f}.png"
+            for dataset in config["grokking"]["datasets"]
+            for f in grokking_figures
+        ]
+        + [
+            f"results/figures/{config['capacity']['dataset']}/{f}.png"
+            for f in FIGURES["capacity"]
+        ]
+    )

@@ -1,16 +1,16 @@
-# Stage: data. Each dataset goes through its real loader once and is stored as a uint8 split.
+# Stage: data. Each study's dataset goes through its real loader once and is stored as a uint8 split.
 
 
 # Downloads need the internet, which cluster compute nodes often lack: run on the submitting host.
 localrules:
-    prepare_grokking_data,
+    prepare_data,
 
 
-rule prepare_grokking_data:
+rule prepare_data:
     output:
-        "results/data/grokking/{dataset}.pt",
+        "results/data/{study}/{dataset}.pt",
     log:
-        "logs/data/grokking/{dataset}.log",
+        "logs/data/{study}/{dataset}.log",
     conda:
         "../../envs/robustgen.yaml"
     threads: 1
@@ -18,11 +18,13 @@ rule prepare_grokking_data:
         mem_mb=4000,
         runtime=30,
     params:
-        train_size=config["grokking"]["train_size"],
+        train_size=study_train_size,
+        subset=study_subset,
         split_seed=config["data"]["split_seed"],
         data_dir=config["data"]["dir"],
         download=download_flag,
+        verify=verify_flag,
     shell:
         "python -m robustgen prepare-data --dataset {wildcards.dataset}"
-        " --train-size {params.train_size} --split-seed {params.split_seed}"
-        " --data-dir {params.data_dir:q} {params.download} --output {output} > {log} 2>&1"
+        " --train-size {params.train_size} --subset {params.subset} --split-seed {params.split_seed}"
+        " --data-dir {params.data_dir:q} {params.download} {params.verify} --output {output} > {log} 2>&1"

@@ -11,14 +11,14 @@ rule probe_checkpoints:
         "results/robustness/{dataset}/alpha{alpha}_wd{wd}_seed{seed}/checkpoints.csv",
     log:
         "logs/robustness/{dataset}/alpha{alpha}_wd{wd}_seed{seed}/checkpoints.log",
-    params:
-        probes=probe_args(grid_and_adversarial=True),
+    conda:
+        "../../envs/robustgen.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=20,
-    conda:
-        "../../envs/robustgen.yaml"
+    params:
+        probes=probe_args(grid_and_adversarial=True),
     shell:
         "python -m robustgen probe-checkpoints --data {input.data} --checkpoints {input.checkpoints}"
         " --run-json {input.run} {params.probes} --threads {threads} --output {output} > {log} 2>&1"
@@ -33,16 +33,16 @@ rule probe_trajectory:
         "results/robustness/{dataset}/alpha{alpha}_wd{wd}_seed{seed}/trajectory.csv",
     log:
         "logs/robustness/{dataset}/alpha{alpha}_wd{wd}_seed{seed}/trajectory.log",
-    params:
-        probes=probe_args(grid_and_adversarial=False),
-        snapshots=config["robustness"]["trajectory"]["snapshots"],
-        images=config["robustness"]["trajectory"]["images"],
+    conda:
+        "../../envs/robustgen.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=20,
-    conda:
-        "../../envs/robustgen.yaml"
+    params:
+        probes=probe_args(grid_and_adversarial=False),
+        snapshots=config["robustness"]["trajectory"]["snapshots"],
+        images=config["robustness"]["trajectory"]["images"],
     shell:
         "python -m robustgen probe-trajectory --data {input.data} --snapshots {input.snapshots}"
         " --run-json {input.run} {params.probes} --trajectory-snapshots {params.snapshots}"
@@ -60,15 +60,15 @@ rule robustness_tables:
         trajectory="results/tables/robustness_trajectory.csv",
     log:
         "logs/tables/robustness.log",
-    params:
-        resamples=config["robustness"]["bootstrap"]["resamples"],
-        seed=config["robustness"]["bootstrap"]["seed"],
+    conda:
+        "../../envs/robustgen.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../../envs/robustgen.yaml"
+    params:
+        resamples=config["robustness"]["bootstrap"]["resamples"],
+        seed=config["robustness"]["bootstrap"]["seed"],
     shell:
         "python -m robustgen robustness-tables --checkpoint-probes {input.checkpoints}"
         " --trajectory-probes {input.trajectory} --runs {input.runs} --metrics {input.metrics}"
@@ -101,12 +101,12 @@ rule robustness_figures:
         random_vs_adversarial_pdf="results/figures/{dataset}/robustness_random_vs_adversarial.pdf",
     log:
         "logs/figures/{dataset}/robustness.log",
+    conda:
+        "../../envs/robustgen.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../../envs/robustgen.yaml"
     shell:
         "python -m robustgen robustness-figures --checkpoint-probes {input.checkpoints}"
         " --trajectory {input.trajectory} --dataset {wildcards.dataset}"

@@ -11,14 +11,14 @@ rule sensitivity_checkpoints:
         "results/sensitivity/{dataset}/alpha{alpha}_wd{wd}_seed{seed}/checkpoints.csv",
     log:
         "logs/sensitivity/{dataset}/alpha{alpha}_wd{wd}_seed{seed}/checkpoints.log",
-    params:
-        sizes=sensitivity_args(trajectory=False),
+    conda:
+        "../../envs/robustgen.yaml"
     threads: 1
     resources:
         mem_mb=3000,
         runtime=20,
-    conda:
-        "../../envs/robustgen.yaml"
+    params:
+        sizes=sensitivity_args(trajectory=False),
     shell:
         "python -m robustgen sensitivity-checkpoints --data {input.data} --checkpoints {input.checkpoints}"
         " --run-json {input.run} {params.sizes} --threads {threads} --output {output} > {log} 2>&1"
@@ -33,15 +33,15 @@ rule sensitivity_trajectory:
         "results/sensitivity/{dataset}/alpha{alpha}_wd{wd}_seed{seed}/trajectory.csv",
     log:
         "logs/sensitivity/{dataset}/alpha{alpha}_wd{wd}_seed{seed}/trajectory.log",
-    params:
-        sizes=sensitivity_args(trajectory=True),
-        snapshots=config["sensitivity"]["trajectory"]["snapshots"],
+    conda:
+        "../../envs/robustgen.yaml"
     threads: 1
     resources:
         mem_mb=3000,
         runtime=30,
-    conda:
-        "../../envs/robustgen.yaml"
+    params:
+        sizes=sensitivity_args(trajectory=True),
+        snapshots=config["sensitivity"]["trajectory"]["snapshots"],
     shell:
         "python -m robustgen sensitivity-trajectory --data {input.data} --snapshots {input.snapshots}"
         " --run-json {input.run} {params.sizes} --trajectory-snapshots {params.snapshots}"
@@ -59,12 +59,12 @@ rule sensitivity_tables:
         trajectory="results/tables/sensitivity_trajectory.csv",
     log:
         "logs/tables/sensitivity.log",
+    conda:
+        "../../envs/robustgen.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../../envs/robustgen.yaml"
     shell:
         "python -m robustgen sensitivity-tables --checkpoint-items {input.checkpoints}"
         " --trajectory-items {input.trajectory} --runs {input.runs} --metrics {input.metrics}"
@@ -90,12 +90,12 @@ rule sensitivity_figures:
         trajectory_pdf="results/figures/{dataset}/sensitivity_trajectory.pdf",
     log:
         "logs/figures/{dataset}/sensitivity.log",
+    conda:
+        "../../envs/robustgen.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../../envs/robustgen.yaml"
     shell:
         "python -m robustgen sensitivity-figures --summary {input.summary} --trajectory {input.trajectory}"
         " --dataset {wildcards.dataset}"
@@ -106,7 +106,9 @@ rule sensitivity_figures:
 rule sensitivity_slices:
     input:
         data="results/data/grokking/{dataset}.pt",
-        checkpoints=dataset_run_files("grokking", "checkpoints.pt", first_seed_only=True),
+        checkpoints=dataset_run_files(
+            "grokking", "checkpoints.pt", first_seed_only=True
+        ),
         runs=dataset_run_files("grokking", "run.json", first_seed_only=True),
     output:
         png=report(
@@ -117,16 +119,16 @@ rule sensitivity_slices:
         pdf="results/figures/{dataset}/sensitivity_slices.pdf",
     log:
         "logs/figures/{dataset}/sensitivity_slices.log",
-    params:
-        resolution=config["sensitivity"]["slice_resolution"],
-        margin=config["sensitivity"]["slice_margin"],
-        seed=config["sensitivity"]["seed"],
+    conda:
+        "../../envs/robustgen.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../../envs/robustgen.yaml"
+    params:
+        resolution=config["sensitivity"]["slice_resolution"],
+        margin=config["sensitivity"]["slice_margin"],
+        seed=config["sensitivity"]["seed"],
     shell:
         "python -m robustgen sensitivity-slices --data {input.data} --checkpoints {input.checkpoints}"
         " --runs {input.runs} --resolution {params.resolution} --margin {params.margin}"

@@ -1,0 +1,188 @@
+"""The capacity-vs-generalisation sweep (Novak et al. Figure 1; DESIGN.md §6): fully-connected networks of
+many widths and depths trained to 100 % training accuracy with the one trainer, their generalisation gap,
+and its relation to parameter count and to the sensitivity measures."""
+
+from __future__ import annotations
+
+import math
+import platform
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import data as datasets
+from .evaluation import evaluate
+from .io import atomic_torch_save, read_json, write_csv, write_json
+from .models import build, from_state, model_spec, num_parameters
+from .sensitivity import trajectory_anchors
+from .sensitivity_study import measure_network
+from .stats import bootstrap_correlation
+from .train import DTYPES, METRICS, Data, resolve_device, train
+
+OPTIMIZERS = ("adam", "sgd")
+
+
+@dataclass
+class CapacitySettings:
+    """Every knob of one network of the sweep, as plain values (each arrives through the rule's params)."""
+
+    width: int
+    depth: int
+    optimizer: str
+    lr: float
+    batch_size: int
+    seed: int
+    max_epochs: int = 200
+    dtype: str = "float32"
+    device: str = "auto"
+
+
+def standardised_inputs(split: datasets.Split, *, device, dtype):
+    """Train and test inputs in [0, 1], standardised per channel with the training set's statistics."""
+    channels = split.meta["image_shape"][0]
+    train_x, test_x, _, _ = datasets.standardise(datasets.as_float(split.train_x, device=device, dtype=dtype),
+                                                 datasets.as_float(split.test_x, device=device, dtype=dtype),
+                                                 channels)
+    return train_x, test_x
+
+
+def make_optimizer(name: str, parameters, lr: float) -> torch.optim.Optimizer:
+    """Adam, or SGD with momentum 0.9."""
+    if name == "adam":
+        return torch.optim.Adam(parameters, lr=lr)
+    if name == "sgd":
+        return torch.optim.SGD(parameters, lr=lr, momentum=0.9)
+    raise ValueError(f"unknown optimizer {name!r}; allowed: {', '.join(OPTIMIZERS)}")
+
+
+def fitted(history: list[dict]) -> str | None:
+    """Stopping rule of the sweep: every training point classified correctly."""
+    return "fitted" if history[-1]["train_acc"] == 1.0 else None
+
+
+def run(split_path: Path, s: CapacitySettings, *, metrics_path: Path, run_path: Path, model_path: Path) -> dict:
+    """Train one network with cross-entropy until 100 % training accuracy or `max_epochs` (evaluated once
+    per epoch); write its per-epoch log, its summary (returned) and its final weights."""
+    device, dtype = resolve_device(s.device), DTYPES[s.dtype]
+    split = datasets.read_split(split_path)
+    train_x, test_x = standardised_inputs(split, device=device, dtype=dtype)
+    train_y, test_y = split.train_y.to(device), split.test_y.to(device)
+    spec = model_spec(split.input_dim, s.width, s.depth, split.num_classes)
+    torch.manual_seed(s.seed)
+    model = build(spec).to(device=device, dtype=dtype)
+    steps_per_epoch = math.ceil(len(train_x) / s.batch_size)
+    max_steps = s.max_epochs * steps_per_epoch
+    result = train(model, Data(train_x, train_y), make_optimizer(s.optimizer, model.parameters(), s.lr),
+                   loss="cross_entropy", batch_size=s.batch_size, max_steps=max_steps,
+                   eval_steps=range(0, max_steps + 1, steps_per_epoch),
+                   generator=torch.Generator(device=device).manual_seed(s.seed), should_stop=fitted)
+    model.eval()
+    test_loss, test_acc = evaluate(model, test_x, test_y, "cross_entropy").tolist()
+    log = pd.DataFrame(result.history, columns=METRICS).drop(columns=["test_loss", "test_acc"])
+    log.insert(1, "epoch", log["step"] // steps_per_epoch)
+    write_csv(log, metrics_path)
+    final = result.history[-1]
+    summary = dict(
+        settings=asdict(s), data=split.meta, model_spec=spec, parameters=num_parameters(model),
+        epochs=result.steps // steps_per_epoch, steps=result.steps, stop_reason=result.stop_reason,
+        reached_full_train_acc=final["train_acc"] == 1.0,
+        train_loss=final["train_loss"], train_acc=final["train_acc"], test_loss=test_loss, test_acc=test_acc,
+        wall_seconds=round(result.seconds, 3), device=str(device), threads=torch.get_num_threads(),
+        torch=torch.__version__, python=platform.python_version(),
+    )
+    atomic_torch_save(dict(model_spec=spec, state_dict=model.state_dict()), model_path)
+    write_json(summary, run_path)
+    return summary
+
+
+@dataclass
+class SweepSensitivitySettings:
+    test_points: int = 500
+    train_points: int = 500
+    ellipses: int = 20
+    ellipse_points: int = 256
+    jacobian_every: int = 8
+    seed: int = 0
+    device: str = "auto"
+
+
+def measure(split_path: Path, model_path: Path, run_path: Path, s: SweepSensitivitySettings) -> pd.DataFrame:
+    """Per-item sensitivity of one trained network: the Jacobian norm at test and training points and the
+    transitions along ellipses through test points of different and of the same class."""
+    device = resolve_device(s.device)
+    blob = torch.load(model_path, weights_only=True, map_location=device)
+    model = from_state(blob["model_spec"], blob["state_dict"], device=device)
+    dtype = next(model.parameters()).dtype
+    split = datasets.read_split(split_path)
+    train_x, test_x = standardised_inputs(split, device=device, dtype=dtype)
+    generator = torch.Generator().manual_seed(s.seed)
+    anchors = {kind: trajectory_anchors(kind, test_x, split.test_y, s.ellipses, generator)
+               for kind in ("different_class", "same_class")}
+    items = measure_network(model, test_x[:s.test_points], train_x[:s.train_points], anchors,
+                            ellipse_points=s.ellipse_points, jacobian_every=s.jacobian_every)
+    return items.assign(network=Path(run_path).parent.name)
+
+
+NETWORK_COLUMNS = ("dataset", "width", "depth", "optimizer", "lr", "batch_size", "seed", "parameters",
+                   "train_acc", "test_acc", "train_loss", "test_loss", "gap_acc", "gap_loss",
+                   "jacobian_test", "jacobian_train", "transitions_different_class", "transitions_same_class",
+                   "transition_density_different_class", "transition_density_same_class",
+                   "epochs", "wall_seconds", "reached_full_train_acc", "stop_reason")
+
+
+def network_row(run_json: Path, items_csv: Path) -> dict:
+    """One row of capacity_sweep.csv: a network's settings, accuracies, gaps and mean sensitivities."""
+    run = read_json(run_json)
+    items = pd.read_csv(items_csv)
+    mean = lambda where, column: float(items.loc[items["where"] == where, column].mean())
+    s = run["settings"]
+    return dict(
+        dataset=run["data"]["dataset"], width=s["width"], depth=s["depth"], optimizer=s["optimizer"], lr=s["lr"],
+        batch_size=s["batch_size"], seed=s["seed"], parameters=run["parameters"],
+        train_acc=run["train_acc"], test_acc=run["test_acc"], train_loss=run["train_loss"],
+        test_loss=run["test_loss"], gap_acc=run["train_acc"] - run["test_acc"],
+        gap_loss=run["test_loss"] - run["train_loss"],
+        jacobian_test=mean("test_points", "jacobian_norm"), jacobian_train=mean("train_points", "jacobian_norm"),
+        transitions_different_class=mean("different_class", "transitions"),
+        transitions_same_class=mean("same_class", "transitions"),
+        transition_density_different_class=mean("different_class", "transition_density"),
+        transition_density_same_class=mean("same_class", "transition_density"),
+        epochs=run["epochs"], wall_seconds=run["wall_seconds"],
+        reached_full_train_acc=run["reached_full_train_acc"], stop_reason=run["stop_reason"],
+    )
+
+
+def sweep_table(run_jsons: list[Path], items_csvs: list[Path]) -> pd.DataFrame:
+    rows = [network_row(r, i) for r, i in zip(run_jsons, items_csvs, strict=True)]
+    table = pd.DataFrame(rows, columns=NETWORK_COLUMNS)
+    return table.sort_values(["dataset", "depth", "width", "optimizer", "lr", "batch_size", "seed"],
+                             kind="stable").reset_index(drop=True)
+
+
+CORRELATIONS = (  # (x, transform of x, y): what Novak relates the generalisation gap to
+    ("parameters", "log10", "gap_acc"),
+    ("jacobian_test", "log10", "gap_acc"),
+    ("transition_density_different_class", "none", "gap_acc"),
+    ("jacobian_test", "log10", "gap_loss"),
+)
+
+
+def correlations(table: pd.DataFrame, *, resamples: int, seed: int) -> pd.DataFrame:
+    """Pearson and Spearman correlations (bootstrap 95 % intervals over networks) of the generalisation
+    gap with log parameter count, log Jacobian norm and transition density, over the networks that
+    reached 100 % training accuracy (Novak's population)."""
+    fitted_nets = table[table["reached_full_train_acc"].astype(bool)]
+    rows = []
+    for x_name, transform, y_name in CORRELATIONS:
+        x = fitted_nets[x_name].to_numpy(dtype=float)
+        x = np.log10(x) if transform == "log10" else x
+        y = fitted_nets[y_name].to_numpy(dtype=float)
+        row = dict(x=x_name, x_transform=transform, y=y_name, n=len(x))
+        for method in ("pearson", "spearman"):
+            r, low, high = bootstrap_correlation(x, y, method=method, resamples=resamples, seed=seed)
+            row |= {method: r, f"{method}_ci_low": low, f"{method}_ci_high": high}
+        rows.append(row)
+    return pd.DataFrame(rows)
