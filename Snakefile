@@ -16,6 +16,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/grokking.smk"
 include: "workflow/rules/robustness.smk"
 include: "workflow/rules/sensitivity.smk"
+include: "workflow/rules/similarity.smk"
 include: "workflow/rules/capacity.smk"
 
 

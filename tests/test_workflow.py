@@ -61,7 +61,8 @@ def test_checkpoint_weights_reproduce_the_recorded_accuracy(smoke):
 
 FIGURES = ("grokking_curves", "grokking_steps_to_generalise", "robustness_histograms", "robustness_trajectory",
            "robustness_random_vs_adversarial", "sensitivity_comparison", "sensitivity_trajectory",
-           "sensitivity_slices")
+           "sensitivity_slices", "cka_heatmaps", "cka_by_layer", "cka_trajectory", "capacity_generalisation",
+           "capacity_sensitivity")
 
 
 def test_figures_are_real_png_and_pdf(smoke):
@@ -82,7 +83,8 @@ def test_adding_a_seed_schedules_only_the_new_runs(smoke):
     assert jobs == {"train_grokking": 2, "extract_checkpoints": 2, "grokking_table": 1, "grokking_figures": 1,
                     "probe_checkpoints": 2, "probe_trajectory": 2, "robustness_tables": 1,
                     "robustness_figures": 1, "sensitivity_checkpoints": 2, "sensitivity_trajectory": 2,
-                    "sensitivity_tables": 1, "sensitivity_figures": 1, "all": 1}
+                    "sensitivity_tables": 1, "sensitivity_figures": 1, "similarity_run": 2, "similarity_seeds": 2,
+                    "similarity_tables": 1, "similarity_figures": 1, "all": 1}
 
 
 def test_changing_a_threshold_reruns_extraction_never_training(smoke):
@@ -91,7 +93,8 @@ def test_changing_a_threshold_reruns_extraction_never_training(smoke):
     assert jobs == {"extract_checkpoints": 2, "grokking_table": 1, "grokking_figures": 1,
                     "probe_checkpoints": 2, "robustness_tables": 1, "robustness_figures": 1,
                     "sensitivity_checkpoints": 2, "sensitivity_tables": 1, "sensitivity_figures": 1,
-                    "sensitivity_slices": 1, "all": 1}
+                    "sensitivity_slices": 1, "similarity_run": 2, "similarity_seeds": 2, "similarity_tables": 1,
+                    "similarity_figures": 1, "all": 1}
 
 
 def test_changing_a_probe_knob_reruns_only_probes(smoke):
@@ -210,3 +213,17 @@ def test_cifar10_sweep_end_to_end_through_the_torchvision_loader(workflow_factor
     assert table.parameters.tolist() == [3072 * w + w + w * 10 + 10 for w in (32, 64)]
     log = (wf.workdir / "logs" / "data" / "capacity" / "cifar10.log").read_text()
     assert "cifar10: 200 train / 100 test" in log
+
+
+def test_cka_tables_hold_the_heatmaps_and_the_trajectory(smoke):
+    tables = smoke.workdir / "results" / "tables"
+    layers = pd.read_csv(tables / "cka_layers.csv")
+    run = layers[(layers.init_scale == 1.0) & (layers.checkpoint_a == "generalised") & (layers.checkpoint_b == "generalised")]
+    matrix = run.pivot(index="layer_a", columns="layer_b", values="cka")
+    assert list(matrix.index) == sorted(["input", "linear1", "relu1", "linear2", "relu2", "linear3"])
+    assert matrix.to_numpy().diagonal() == pytest.approx(1.0)
+    assert matrix.to_numpy() == pytest.approx(matrix.T.to_numpy(), abs=1e-12)
+    trajectory = pd.read_csv(tables / "cka_trajectory.csv")
+    last = trajectory[trajectory.step == trajectory.groupby(["init_scale"]).step.transform("max")]
+    assert last.cka_to_final.to_numpy() == pytest.approx(1.0)   # the last snapshot is the final network
+    assert pd.read_csv(tables / "cka_seeds.csv").empty           # the smoke study has a single seed

@@ -97,8 +97,8 @@ def cmd_grokking_figures(args) -> None:
         runs.append(dict(init_scale=settings["init_scale"], weight_decay=settings["weight_decay"],
                          seed=settings["seed"], metrics=pd.read_csv(metrics),
                          checkpoints=read_json(checkpoints)["checkpoints"]))
-    save_figure(figures.grokking_curves(runs), args.curves_png, args.curves_pdf)
-    save_figure(figures.steps_to_generalise(table), args.grid_png, args.grid_pdf)
+    save_figure(figures.grokking_curves(runs), args.curves, args.curves_pdf)
+    save_figure(figures.steps_to_generalise(table), args.grid, args.grid_pdf)
 
 
 def _probe_settings(args):
@@ -152,8 +152,8 @@ def cmd_robustness_figures(args) -> None:
     per_image = pd.concat([pd.read_csv(p) for p in args.checkpoint_probes], ignore_index=True)
     save_figure(figures.robustness_histograms(per_image), args.histograms, args.histograms_pdf)
     trajectory = pd.read_csv(args.trajectory)
-    save_figure(figures.robustness_trajectory(trajectory[trajectory["dataset"] == args.dataset]), args.trajectory_png,
-                args.trajectory_pdf)
+    save_figure(figures.robustness_trajectory(trajectory[trajectory["dataset"] == args.dataset]), args.trajectory_figure,
+                args.trajectory_figure_pdf)
     save_figure(figures.random_vs_adversarial(per_image), args.random_vs_adversarial,
                 args.random_vs_adversarial_pdf)
 
@@ -212,7 +212,7 @@ def cmd_sensitivity_figures(args) -> None:
     save_figure(figures.sensitivity_comparison(summary[summary["dataset"] == args.dataset]), args.comparison,
                 args.comparison_pdf)
     save_figure(figures.sensitivity_trajectory(trajectory[trajectory["dataset"] == args.dataset]),
-                args.trajectory_png, args.trajectory_pdf)
+                args.trajectory_figure, args.trajectory_figure_pdf)
 
 
 def cmd_sensitivity_slices(args) -> None:
@@ -286,6 +286,67 @@ def cmd_capacity_figures(args) -> None:
     table = table[table["dataset"] == args.dataset]
     save_figure(figures.capacity_generalisation(table), args.generalisation, args.generalisation_pdf)
     save_figure(figures.capacity_sensitivity(table, found), args.sensitivity, args.sensitivity_pdf)
+
+
+def _similarity_settings(args):
+    from .similarity_study import SimilaritySettings
+
+    return SimilaritySettings(image_first=args.image_first, image_count=args.image_count, estimator=args.estimator,
+                              rbf_threshold=args.rbf_threshold, batch_size=args.batch_size,
+                              snapshots=args.trajectory_snapshots, device=args.device)
+
+
+def cmd_similarity_run(args) -> None:
+    from .io import write_csv
+    from .similarity_study import run_similarity
+
+    _threads(args.threads)
+    layers, trajectory = run_similarity(args.data, args.checkpoints, args.snapshots, args.run_json,
+                                        _similarity_settings(args))
+    write_csv(layers, args.layers)
+    write_csv(trajectory, args.trajectory)
+    diagonal = layers[(layers.checkpoint_a == "memorised") & (layers.checkpoint_b == "generalised")
+                      & (layers.layer_a == layers.layer_b)]
+    print(diagonal[["layer_a", "cka"]].to_string(index=False))
+
+
+def cmd_similarity_seeds(args) -> None:
+    from .io import write_csv
+    from .similarity_study import across_seeds
+
+    _threads(args.threads)
+    write_csv(across_seeds(args.data, args.checkpoints, args.runs, _similarity_settings(args)), args.output)
+
+
+def cmd_similarity_tables(args) -> None:
+    from .io import write_csv
+
+    write_csv(pd.concat([pd.read_csv(p) for p in args.layers], ignore_index=True), args.layers_table)
+    write_csv(pd.concat([pd.read_csv(p) for p in args.seeds], ignore_index=True), args.seeds_table)
+    trajectory = pd.concat([pd.read_csv(p) for p in args.trajectory], ignore_index=True)
+    accuracy = pd.concat([log.assign(**dict(zip(("dataset", "init_scale", "weight_decay", "seed"), key)))
+                          for key, log in _metric_logs(args.runs, args.metrics).items()], ignore_index=True)
+    keys = ["dataset", "init_scale", "weight_decay", "seed", "step"]
+    write_csv(trajectory.merge(accuracy[keys + ["test_acc"]], on=keys, how="left"), args.trajectory_table)
+
+
+def cmd_similarity_figures(args) -> None:
+    from . import figures
+    from .io import save_figure
+
+    pick = lambda table: table[table["dataset"] == args.dataset]
+    layers = pick(pd.read_csv(args.layers))
+    seeds = pick(pd.read_csv(args.seeds))
+    save_figure(figures.cka_heatmaps(layers), args.heatmaps, args.heatmaps_pdf)
+    save_figure(figures.cka_by_layer(layers, seeds), args.by_layer, args.by_layer_pdf)
+    save_figure(figures.cka_trajectory(pick(pd.read_csv(args.trajectory))), args.trajectory_figure, args.trajectory_figure_pdf)
+
+
+def _figure_outputs(p: argparse.ArgumentParser, *names: str) -> None:
+    """--NAME (PNG) and --NAME-pdf output paths for each figure a command draws."""
+    for name in names:
+        p.add_argument(f"--{name}", type=Path, required=True, help="output: PNG")
+        p.add_argument(f"--{name}-pdf", type=Path, required=True, help="output: PDF")
 
 
 def _probe_flags() -> argparse.ArgumentParser:
@@ -385,10 +446,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoints", type=Path, nargs="+", required=True, help="checkpoints.json, same order")
     p.add_argument("--table", type=Path, required=True)
     p.add_argument("--dataset", required=True, help="the dataset whose runs the figures show")
-    p.add_argument("--curves-png", type=Path, required=True)
-    p.add_argument("--curves-pdf", type=Path, required=True)
-    p.add_argument("--grid-png", type=Path, required=True)
-    p.add_argument("--grid-pdf", type=Path, required=True)
+    _figure_outputs(p, "curves", "grid")
     p.set_defaults(func=cmd_grokking_figures)
 
     probe_flags = _probe_flags()
@@ -425,9 +483,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-probes", type=Path, nargs="+", required=True)
     p.add_argument("--trajectory", type=Path, required=True, help="robustness_trajectory.csv")
     p.add_argument("--dataset", required=True, help="the dataset whose runs the figures show")
-    for name in ("histograms", "trajectory-png", "random-vs-adversarial"):
-        p.add_argument(f"--{name}", type=Path, required=True)
-        p.add_argument(f"--{name.removesuffix('-png')}-pdf", type=Path, required=True)
+    _figure_outputs(p, "histograms", "trajectory-figure", "random-vs-adversarial")
     p.set_defaults(func=cmd_robustness_figures)
 
     def sensitivity_flags(p):
@@ -470,10 +526,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--summary", type=Path, required=True)
     p.add_argument("--trajectory", type=Path, required=True)
     p.add_argument("--dataset", required=True, help="the dataset whose runs the figures show")
-    p.add_argument("--comparison", type=Path, required=True)
-    p.add_argument("--comparison-pdf", type=Path, required=True)
-    p.add_argument("--trajectory-png", type=Path, required=True)
-    p.add_argument("--trajectory-pdf", type=Path, required=True)
+    _figure_outputs(p, "comparison", "trajectory-figure")
     p.set_defaults(func=cmd_sensitivity_figures)
 
     p = sub.add_parser("sensitivity-slices", help="linear regions on the plane through 3 training points")
@@ -528,11 +581,57 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--sweep", type=Path, required=True)
     p.add_argument("--correlations", type=Path, required=True)
     p.add_argument("--dataset", required=True)
-    p.add_argument("--generalisation", type=Path, required=True)
-    p.add_argument("--generalisation-pdf", type=Path, required=True)
-    p.add_argument("--sensitivity", type=Path, required=True)
-    p.add_argument("--sensitivity-pdf", type=Path, required=True)
+    _figure_outputs(p, "generalisation", "sensitivity")
     p.set_defaults(func=cmd_capacity_figures)
+
+    from .similarity import ESTIMATORS
+
+    def similarity_flags(p):
+        p.add_argument("--image-first", type=int, default=0)
+        p.add_argument("--image-count", type=int, default=1000)
+        p.add_argument("--estimator", choices=ESTIMATORS, default="linear")
+        p.add_argument("--rbf-threshold", type=float, default=1.0, help="σ as a multiple of the median distance")
+        p.add_argument("--batch-size", type=int, default=0, help="minibatch CKA over batches this size; 0 = off")
+        p.add_argument("--trajectory-snapshots", type=int, default=24)
+        p.add_argument("--device", default="auto")
+        p.add_argument("--threads", type=int, default=1)
+
+    p = sub.add_parser("similarity-run", help="layer × layer CKA of a run's checkpoints and snapshots")
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--checkpoints", type=Path, required=True)
+    p.add_argument("--snapshots", type=Path, required=True)
+    p.add_argument("--run-json", type=Path, required=True)
+    p.add_argument("--layers", type=Path, required=True, help="output: layer × layer CKA")
+    p.add_argument("--trajectory", type=Path, required=True, help="output: CKA of snapshots with the final net")
+    similarity_flags(p)
+    p.set_defaults(func=cmd_similarity_run)
+
+    p = sub.add_parser("similarity-seeds", help="per-layer CKA of the same checkpoint across seeds")
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--checkpoints", type=Path, nargs="+", required=True)
+    p.add_argument("--runs", type=Path, nargs="+", required=True, help="run.json, same order")
+    p.add_argument("--output", type=Path, required=True)
+    similarity_flags(p)
+    p.set_defaults(func=cmd_similarity_seeds)
+
+    p = sub.add_parser("similarity-tables", help="cka_layers.csv, cka_seeds.csv and cka_trajectory.csv")
+    p.add_argument("--layers", type=Path, nargs="+", required=True)
+    p.add_argument("--seeds", type=Path, nargs="+", required=True)
+    p.add_argument("--trajectory", type=Path, nargs="+", required=True)
+    p.add_argument("--runs", type=Path, nargs="+", required=True)
+    p.add_argument("--metrics", type=Path, nargs="+", required=True)
+    p.add_argument("--layers-table", type=Path, required=True)
+    p.add_argument("--seeds-table", type=Path, required=True)
+    p.add_argument("--trajectory-table", type=Path, required=True)
+    p.set_defaults(func=cmd_similarity_tables)
+
+    p = sub.add_parser("similarity-figures", help="CKA heatmaps, per-layer comparisons and trajectory")
+    p.add_argument("--layers", type=Path, required=True)
+    p.add_argument("--seeds", type=Path, required=True)
+    p.add_argument("--trajectory", type=Path, required=True)
+    p.add_argument("--dataset", required=True)
+    _figure_outputs(p, "heatmaps", "by-layer", "trajectory-figure")
+    p.set_defaults(func=cmd_similarity_figures)
     return top
 
 

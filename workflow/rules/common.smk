@@ -85,6 +85,33 @@ def probe_args(grid_and_adversarial):
     return " ".join(args)
 
 
+def group_files(stage, name):
+    """`name` of every (dataset, α, wd) group under results/{stage}/ (one file for all its seeds)."""
+    groups = sorted({(r["dataset"], r["alpha"], r["wd"]) for r in grokking_runs()})
+    return [f"results/{stage}/{d}/alpha{a}_wd{w}_{name}" for d, a, w in groups]
+
+
+def seed_files(name):
+    """Input function: `name` in the grokking run directory of every seed of the job's (dataset, α, wd)."""
+
+    def files(wildcards):
+        return [
+            f"results/grokking/{wildcards.dataset}/alpha{wildcards.alpha}_wd{wildcards.wd}_seed{s}/{name}"
+            for s in config["grokking"]["seeds"]
+        ]
+
+    return files
+
+
+def similarity_args():
+    c = config["similarity"]
+    return (
+        f"--image-first {c['images']['first']} --image-count {c['images']['count']}"
+        f" --estimator {c['estimator']} --rbf-threshold {c['rbf_threshold']} --batch-size {c['batch_size']}"
+        f" --trajectory-snapshots {c['snapshots']} --device {config['device']}"
+    )
+
+
 def capacity_networks():
     """Every network of the capacity sweep, as wildcard dicts."""
     c = config["capacity"]
@@ -155,6 +182,14 @@ def verify_flag(wildcards):
     return "--verify" if config["data"]["verify_checksums"] else "--no-verify"
 
 
+# What each stage puts in results/tables/ and, per dataset, in results/figures/{dataset}/.
+TABLES = {
+    "grokking": ["grokking_runs"],
+    "robustness": ["robustness_summary", "robustness_trajectory"],
+    "sensitivity": ["sensitivity_summary", "sensitivity_trajectory"],
+    "similarity": ["cka_layers", "cka_seeds", "cka_trajectory"],
+    "capacity": ["capacity_sweep", "capacity_correlations"],
+}
 FIGURES = {
     "grokking": ["grokking_curves", "grokking_steps_to_generalise"],
     "robustness": [
@@ -167,33 +202,24 @@ FIGURES = {
         "sensitivity_trajectory",
         "sensitivity_slices",
     ],
+    "similarity": ["cka_heatmaps", "cka_by_layer", "cka_trajectory"],
     "capacity": ["capacity_generalisation", "capacity_sensitivity"],
 }
 
 
 def study_outputs():
     """What `snakemake` builds by default: every table, and every figure for every dataset."""
+    figures = [
+        f"results/figures/{dataset}/{name}.png"
+        for stage, names in FIGURES.items()
+        for dataset in (
+            [config["capacity"]["dataset"]]
+            if stage == "capacity"
+            else config["grokking"]["datasets"]
+        )
+        for name in names
+    ]
     tables = [
-        "grokking_runs",
-        "robustness_summary",
-        "robustness_trajectory",
-        "sensitivity_summary",
-        "sensitivity_trajectory",
-        "capacity_sweep",
-        "capacity_correlations",
+        f"results/tables/{name}.csv" for names in TABLES.values() for name in names
     ]
-    grokking_figures = [
-        f for stage in ("grokking", "robustness", "sensitivity") for f in FIGURES[stage]
-    ]
-    return (
-        [f"results/tables/{t}.csv" for t in tables]
-        + [
-            f"results/figures/{dataset}/{f}.png"
-            for dataset in config["grokking"]["datasets"]
-            for f in grokking_figures
-        ]
-        + [
-            f"results/figures/{config['capacity']['dataset']}/{f}.png"
-            for f in FIGURES["capacity"]
-        ]
-    )
+    return tables + figures

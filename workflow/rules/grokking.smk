@@ -118,5 +118,5 @@ rule grokking_figures:
     shell:
         "python -m robustgen grokking-figures --runs {input.runs} --metrics {input.metrics}"
         " --checkpoints {input.checkpoints} --table {input.table} --dataset {wildcards.dataset}"
-        " --curves-png {output.curves} --curves-pdf {output.curves_pdf}"
-        " --grid-png {output.grid} --grid-pdf {output.grid_pdf} > {log} 2>&1"
+        " --curves {output.curves} --curves-pdf {output.curves_pdf}"
+        " --grid {output.grid} --grid-pdf {output.grid_pdf} > {log} 2>&1"

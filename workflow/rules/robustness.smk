@@ -111,6 +111,6 @@ rule robustness_figures:
         "python -m robustgen robustness-figures --checkpoint-probes {input.checkpoints}"
         " --trajectory {input.trajectory} --dataset {wildcards.dataset}"
         " --histograms {output.histograms} --histograms-pdf {output.histograms_pdf}"
-        " --trajectory-png {output.trajectory} --trajectory-pdf {output.trajectory_pdf}"
+        " --trajectory-figure {output.trajectory} --trajectory-figure-pdf {output.trajectory_pdf}"
         " --random-vs-adversarial {output.random_vs_adversarial}"
         " --random-vs-adversarial-pdf {output.random_vs_adversarial_pdf} > {log} 2>&1"

@@ -100,7 +100,7 @@ rule sensitivity_figures:
         "python -m robustgen sensitivity-figures --summary {input.summary} --trajectory {input.trajectory}"
         " --dataset {wildcards.dataset}"
         " --comparison {output.comparison} --comparison-pdf {output.comparison_pdf}"
-        " --trajectory-png {output.trajectory} --trajectory-pdf {output.trajectory_pdf} > {log} 2>&1"
+        " --trajectory-figure {output.trajectory} --trajectory-figure-pdf {output.trajectory_pdf} > {log} 2>&1"
 
 
 rule sensitivity_slices:

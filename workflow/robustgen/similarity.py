@@ -1,0 +1,175 @@
+"""Representation similarity: centred kernel alignment (CKA) between layers and networks (DESIGN.md §7).
+
+Kornblith et al. 2019 (linear and RBF CKA), Song et al. 2012 (the unbiased HSIC estimator behind the
+debiased CKA), Nguyen et al. 2021 (minibatch CKA: unbiased HSIC accumulated over minibatches).
+Every function takes (n, features) activation matrices of the same n examples, in float64.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def centre(x: torch.Tensor) -> torch.Tensor:
+    """Subtract each column's mean."""
+    return x - x.mean(dim=0, keepdim=True)
+
+
+def linear_cka(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Linear CKA in feature space: ‖YᵀX‖²_F / (‖XᵀX‖_F ‖YᵀY‖_F) on column-centred X, Y."""
+    x, y = centre(x.double()), centre(y.double())
+    return (y.T @ x).square().sum() / ((x.T @ x).norm() * (y.T @ y).norm())
+
+
+def gram_linear(x: torch.Tensor) -> torch.Tensor:
+    return x.double() @ x.double().T
+
+
+def gram_rbf(x: torch.Tensor, threshold: float = 1.0) -> torch.Tensor:
+    """RBF Gram matrix exp(−‖x_i − x_j‖² / (2σ²)) with σ = threshold × the median pairwise distance."""
+    x = x.double()
+    squared = torch.cdist(x, x).square()
+    upper = torch.triu_indices(len(x), len(x), offset=1, device=x.device)
+    distances = squared[upper[0], upper[1]].sqrt().sort().values
+    median = (distances[(len(distances) - 1) // 2] + distances[len(distances) // 2]) / 2
+    sigma = threshold * median
+    return torch.exp(-squared / (2 * sigma**2))
+
+
+def _centre_gram(k: torch.Tensor) -> torch.Tensor:
+    """H K H with H = I − 11ᵀ/n."""
+    k = k - k.mean(dim=0, keepdim=True)
+    return k - k.mean(dim=1, keepdim=True)
+
+
+def hsic(k: torch.Tensor, l: torch.Tensor) -> torch.Tensor:
+    """Biased HSIC estimate tr(K H L H) / (n − 1)² from Gram matrices (H = I − 11ᵀ/n)."""
+    return hsic_matrix(prepare([k], debiased=False), prepare([l], debiased=False))[0, 0]
+
+
+def hsic_unbiased(k: torch.Tensor, l: torch.Tensor) -> torch.Tensor:
+    """Unbiased HSIC (Song et al. 2012) from Gram matrices, with K̃, L̃ their zero-diagonal copies:
+    [tr(K̃L̃) + 1ᵀK̃1 · 1ᵀL̃1 / ((n−1)(n−2)) − 2/(n−2) · 1ᵀK̃L̃1] / (n(n−3)). Needs n ≥ 4."""
+    return hsic_matrix(prepare([k], debiased=True), prepare([l], debiased=True))[0, 0]
+
+
+def cka_from_grams(k: torch.Tensor, l: torch.Tensor, debiased: bool = False) -> torch.Tensor:
+    """HSIC(K, L) / sqrt(HSIC(K, K) HSIC(L, L)), with the biased or the unbiased HSIC."""
+    return cka_matrix([k], [l], debiased)[0, 0]
+
+
+def debiased_linear_cka(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return cka_from_grams(gram_linear(x), gram_linear(y), debiased=True)
+
+
+def rbf_cka(x: torch.Tensor, y: torch.Tensor, threshold: float = 1.0, debiased: bool = False) -> torch.Tensor:
+    return cka_from_grams(gram_rbf(x, threshold), gram_rbf(y, threshold), debiased=debiased)
+
+
+def minibatch_cka(x: torch.Tensor, y: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """Minibatch linear CKA (Nguyen et al. 2021): Σ_b HSIC_u(K_b, L_b) / sqrt(Σ_b HSIC_u(K_b, K_b) Σ_b HSIC_u(L_b, L_b))
+    over consecutive batches — for sets too large for one n×n Gram matrix."""
+    return Representation([x], batch_size=batch_size).cka(Representation([y], batch_size=batch_size))[0, 0]
+
+
+ESTIMATORS = ("linear", "debiased", "rbf")
+
+
+def gram(x: torch.Tensor, estimator: str, rbf_threshold: float) -> torch.Tensor:
+    return gram_rbf(x, rbf_threshold) if estimator == "rbf" else gram_linear(x)
+
+
+def prepare(grams: list[torch.Tensor], debiased: bool) -> dict:
+    """Per-layer statistics from which every pairwise HSIC follows by matrix products, computed once per
+    network: the flattened centred Gram matrices (biased HSIC), or the flattened zero-diagonal ones with
+    their row sums and totals (unbiased HSIC)."""
+    n = grams[0].shape[0]
+    if not debiased:
+        return dict(n=n, debiased=False, flat=torch.stack([_centre_gram(k).flatten() for k in grams]))
+    if n < 4:
+        raise ValueError(f"the unbiased HSIC needs at least 4 examples, got {n}")
+    zeroed = [k - torch.diag(torch.diag(k)) for k in grams]
+    rows = torch.stack([k.sum(dim=1) for k in zeroed])
+    return dict(n=n, debiased=True, flat=torch.stack([k.flatten() for k in zeroed]), rows=rows, totals=rows.sum(dim=1))
+
+
+def hsic_matrix(a: dict, b: dict) -> torch.Tensor:
+    """HSIC of every layer prepared in `a` with every layer prepared in `b` (same examples, same estimator)."""
+    n = a["n"]
+    products = a["flat"] @ b["flat"].T
+    if not a["debiased"]:
+        return products / (n - 1) ** 2
+    sums = a["totals"][:, None] * b["totals"][None, :] / ((n - 1) * (n - 2))
+    cross = 2 / (n - 2) * (a["rows"] @ b["rows"].T)
+    return (products + sums - cross) / (n * (n - 3))
+
+
+def self_hsic(a: dict) -> torch.Tensor:
+    """HSIC of each prepared layer with itself."""
+    n = a["n"]
+    squares = a["flat"].square().sum(dim=1)
+    if not a["debiased"]:
+        return squares / (n - 1) ** 2
+    return (squares + a["totals"] ** 2 / ((n - 1) * (n - 2)) - 2 / (n - 2) * a["rows"].square().sum(dim=1)) / (n * (n - 3))
+
+
+def cka_matrix(grams_a: list[torch.Tensor], grams_b: list[torch.Tensor], debiased: bool) -> torch.Tensor:
+    """CKA of every Gram matrix in `grams_a` with every one in `grams_b`: the layer × layer heatmap."""
+    a, b = prepare(grams_a, debiased), prepare(grams_b, debiased)
+    return hsic_matrix(a, b) / torch.sqrt(self_hsic(a)[:, None] * self_hsic(b)[None, :])
+
+
+@torch.no_grad()
+def layer_activations(model: nn.Sequential, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The input and the output of every Linear and ReLU layer, flattened per example, by forward hooks.
+
+    Names: input, linear1, relu1, linear2, …, linearL (the network's output)."""
+    found = {"input": x.flatten(1)}
+    counts = {}
+    handles = []
+    for module in model.modules():
+        if isinstance(module, (nn.Linear, nn.ReLU)):
+            kind = "linear" if isinstance(module, nn.Linear) else "relu"
+            counts[kind] = counts.get(kind, 0) + 1
+            name = f"{kind}{counts[kind]}"
+            handles.append(module.register_forward_hook(
+                lambda _module, _inputs, output, name=name: found.__setitem__(name, output.flatten(1))))
+    try:
+        model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return found
+
+
+class Representation:
+    """One network's activations on a fixed set of examples, prepared once for CKA with any other."""
+
+    def __init__(self, acts: list[torch.Tensor], *, estimator: str = "linear", rbf_threshold: float = 1.0,
+                 batch_size: int = 0):
+        if estimator not in ESTIMATORS:
+            raise ValueError(f"unknown CKA estimator {estimator!r}; allowed: {', '.join(ESTIMATORS)}")
+        n = len(acts[0])
+        self.minibatch = bool(batch_size) and batch_size < n
+        if self.minibatch:  # unbiased HSIC per batch; the last needs at least 4 examples
+            starts = range(0, n - 3, batch_size)
+            self.batches = [prepare([gram(a[s:s + batch_size], estimator, rbf_threshold) for a in acts], True)
+                            for s in starts]
+        else:
+            self.batches = [prepare([gram(a, estimator, rbf_threshold) for a in acts], estimator == "debiased")]
+        self.self_hsic = sum(self_hsic(batch) for batch in self.batches)
+
+    def cka(self, other: "Representation") -> torch.Tensor:
+        """(layers of self, layers of other) CKA; in minibatch mode HSICs are summed over the batches."""
+        cross = sum(hsic_matrix(a, b) for a, b in zip(self.batches, other.batches, strict=True))
+        return cross / torch.sqrt(self.self_hsic[:, None] * other.self_hsic[None, :])
+
+
+def cka_between(acts_a: list[torch.Tensor], acts_b: list[torch.Tensor], *, estimator: str = "linear",
+                rbf_threshold: float = 1.0, batch_size: int = 0) -> torch.Tensor:
+    """(len(acts_a), len(acts_b)) CKA of every layer's activations in `acts_a` with every one in `acts_b`
+    (the same examples in the same order). `estimator`: linear, debiased (linear kernel, unbiased HSIC) or
+    rbf. With `batch_size` > 0 and below n: minibatch CKA, unbiased HSIC summed over consecutive batches."""
+    options = dict(estimator=estimator, rbf_threshold=rbf_threshold, batch_size=batch_size)
+    return Representation(acts_a, **options).cka(Representation(acts_b, **options))
