@@ -227,3 +227,17 @@ def test_cka_tables_hold_the_heatmaps_and_the_trajectory(smoke):
     last = trajectory[trajectory.step == trajectory.groupby(["init_scale"]).step.transform("max")]
     assert last.cka_to_final.to_numpy() == pytest.approx(1.0)   # the last snapshot is the final network
     assert pd.read_csv(tables / "cka_seeds.csv").empty           # the smoke study has a single seed
+
+
+def test_a_diverging_run_is_marked_and_the_study_completes(workflow_factory):
+    """α = 1e30 overflows float32 at once (the loss is inf): that run is stopped and marked diverged, and
+    every table and figure of the study is still made from the healthy run."""
+    wf = workflow_factory("diverging")
+    wf.run("--cores", "2", "--configfile", SMOKE, "--config", "grokking={init_scales: [1, 1.0e30]}",
+           "capacity={widths: [32], depths: [2]}")
+    runs = pd.read_csv(wf.workdir / "results" / "tables" / "grokking_runs.csv").set_index("init_scale")
+    assert runs.loc[1e30, "status"] == "diverged" and runs.loc[1e30, "steps"] == 0
+    assert runs.loc[1.0, "status"] != "diverged"
+    summary = pd.read_csv(wf.workdir / "results" / "tables" / "robustness_summary.csv")
+    assert set(summary["init_scale"]) == {1.0}
+    assert not list((wf.workdir / "results").rglob("in_progress"))

@@ -15,12 +15,12 @@ import torch
 
 from . import data as datasets
 from .evaluation import evaluate
-from .io import atomic_torch_save, read_json, write_csv, write_json
+from .io import atomic_torch_save, load_file, read_json, write_csv, write_json
 from .models import build, from_state, model_spec, num_parameters
 from .sensitivity import trajectory_anchors
 from .sensitivity_study import measure_network
 from .stats import bootstrap_correlation
-from .train import DTYPES, METRICS, Data, resolve_device, train
+from .train import DTYPES, METRICS, Data, adam_options, resolve_device, train
 
 OPTIMIZERS = ("adam", "sgd")
 
@@ -49,10 +49,10 @@ def standardised_inputs(split: datasets.Split, *, device, dtype):
     return train_x, test_x
 
 
-def make_optimizer(name: str, parameters, lr: float) -> torch.optim.Optimizer:
+def make_optimizer(name: str, parameters, lr: float, device="cpu") -> torch.optim.Optimizer:
     """Adam, or SGD with momentum 0.9."""
     if name == "adam":
-        return torch.optim.Adam(parameters, lr=lr)
+        return torch.optim.Adam(parameters, lr=lr, **adam_options(device))
     if name == "sgd":
         return torch.optim.SGD(parameters, lr=lr, momentum=0.9)
     raise ValueError(f"unknown optimizer {name!r}; allowed: {', '.join(OPTIMIZERS)}")
@@ -75,7 +75,7 @@ def run(split_path: Path, s: CapacitySettings, *, metrics_path: Path, run_path: 
     model = build(spec).to(device=device, dtype=dtype)
     steps_per_epoch = math.ceil(len(train_x) / s.batch_size)
     max_steps = s.max_epochs * steps_per_epoch
-    result = train(model, Data(train_x, train_y), make_optimizer(s.optimizer, model.parameters(), s.lr),
+    result = train(model, Data(train_x, train_y), make_optimizer(s.optimizer, model.parameters(), s.lr, device),
                    loss="cross_entropy", batch_size=s.batch_size, max_steps=max_steps,
                    eval_steps=range(0, max_steps + 1, steps_per_epoch),
                    generator=torch.Generator(device=device).manual_seed(s.seed), should_stop=fitted)
@@ -113,7 +113,7 @@ def measure(split_path: Path, model_path: Path, run_path: Path, s: SweepSensitiv
     """Per-item sensitivity of one trained network: the Jacobian norm at test and training points and the
     transitions along ellipses through test points of different and of the same class."""
     device = resolve_device(s.device)
-    blob = torch.load(model_path, weights_only=True, map_location=device)
+    blob = load_file(model_path, device)
     model = from_state(blob["model_spec"], blob["state_dict"], device=device)
     dtype = next(model.parameters()).dtype
     split = datasets.read_split(split_path)

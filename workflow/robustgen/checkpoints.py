@@ -41,14 +41,15 @@ def extract(metrics: pd.DataFrame, *, memorised_train_acc: float, generalised_te
 
     memorised: the first evaluation with train accuracy >= `memorised_train_acc`;
     generalised: the first with test accuracy > `generalised_test_acc`;
-    final: the last evaluation. A threshold never met is recorded as not reached.
+    final: the last evaluation of a finite network (a diverged run's last evaluation is not one).
+    A threshold never met is recorded as not reached.
     """
     metrics = metrics.sort_values("step")
-    finite = metrics[metrics["train_loss"].map(math.isfinite)]
+    finite = metrics[metrics["train_loss"].map(math.isfinite) & metrics["weight_norm"].map(math.isfinite)]
     found = {
         "memorised": _entry(first_evaluation(finite, "train_acc", memorised_train_acc, strict=False)),
         "generalised": _entry(first_evaluation(finite, "test_acc", generalised_test_acc, strict=True)),
-        "final": _entry(metrics.iloc[-1].to_dict() if len(metrics) else None),
+        "final": _entry(finite.iloc[-1].to_dict() if len(finite) else None),
     }
     return dict(
         checkpoints=found,

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from .tables import read_tables
+
 
 def _threads(n: int) -> None:
     import torch
@@ -47,17 +49,15 @@ def cmd_train_grokking(args) -> None:
         stop_test_acc=args.stop_test_acc, stop_steps_after=args.stop_steps_after,
     )
     summary = run(args.data, settings, metrics_path=args.metrics, run_path=args.run_json,
-                  snapshot_dir=args.snapshots)
+                  snapshot_dir=args.snapshots, state_every=args.state_every)
     print(f"{summary['steps']} steps in {summary['wall_seconds']:.1f} s on {summary['device']} "
           f"({summary['threads']} threads), stopped: {summary['stop_reason']}")
 
 
 def cmd_extract_checkpoints(args) -> None:
-    import torch
-
     from .checkpoints import extract
     from .grokking import snapshot_path
-    from .io import atomic_torch_save, read_json, write_json
+    from .io import atomic_torch_save, load_file, read_json, write_json
 
     run = read_json(args.run_json)
     found = extract(pd.read_csv(args.metrics), memorised_train_acc=args.memorised_train_acc,
@@ -67,7 +67,7 @@ def cmd_extract_checkpoints(args) -> None:
         if cp["reached"]:
             path = snapshot_path(args.snapshots, cp["step"])
             cp["snapshot"] = path.name
-            weights[name] = dict(step=cp["step"], state_dict=torch.load(path, weights_only=True)["state_dict"])
+            weights[name] = dict(step=cp["step"], state_dict=load_file(path)["state_dict"])
         print(f"{name}: " + (f"step {cp['step']} (train {cp['train_acc']:.3f}, test {cp['test_acc']:.4f})"
                              if cp["reached"] else "not reached"))
     atomic_torch_save(dict(model_spec=run["model_spec"], checkpoints=weights), args.output_weights)
@@ -139,9 +139,9 @@ def cmd_robustness_tables(args) -> None:
     from .io import write_csv
     from .robustness import summary, trajectory_table
 
-    per_image = pd.concat([pd.read_csv(p) for p in args.checkpoint_probes], ignore_index=True)
+    per_image = read_tables(args.checkpoint_probes)
     write_csv(summary(per_image, resamples=args.resamples, seed=args.bootstrap_seed), args.summary)
-    trajectory = pd.concat([pd.read_csv(p) for p in args.trajectory_probes], ignore_index=True)
+    trajectory = read_tables(args.trajectory_probes)
     write_csv(trajectory_table(trajectory, _metric_logs(args.runs, args.metrics)), args.trajectory)
 
 
@@ -149,7 +149,7 @@ def cmd_robustness_figures(args) -> None:
     from . import figures
     from .io import save_figure
 
-    per_image = pd.concat([pd.read_csv(p) for p in args.checkpoint_probes], ignore_index=True)
+    per_image = read_tables(args.checkpoint_probes)
     save_figure(figures.robustness_histograms(per_image), args.histograms, args.histograms_pdf)
     trajectory = pd.read_csv(args.trajectory)
     save_figure(figures.robustness_trajectory(trajectory[trajectory["dataset"] == args.dataset]), args.trajectory_figure,
@@ -198,9 +198,9 @@ def cmd_sensitivity_tables(args) -> None:
     from .io import write_csv
     from .sensitivity_study import summary, trajectory_table
 
-    items = pd.concat([pd.read_csv(p) for p in args.checkpoint_items], ignore_index=True)
+    items = read_tables(args.checkpoint_items)
     write_csv(summary(items), args.summary)
-    trajectory = pd.concat([pd.read_csv(p) for p in args.trajectory_items], ignore_index=True)
+    trajectory = read_tables(args.trajectory_items)
     write_csv(trajectory_table(trajectory, _metric_logs(args.runs, args.metrics)), args.trajectory)
 
 
@@ -321,9 +321,9 @@ def cmd_similarity_seeds(args) -> None:
 def cmd_similarity_tables(args) -> None:
     from .io import write_csv
 
-    write_csv(pd.concat([pd.read_csv(p) for p in args.layers], ignore_index=True), args.layers_table)
-    write_csv(pd.concat([pd.read_csv(p) for p in args.seeds], ignore_index=True), args.seeds_table)
-    trajectory = pd.concat([pd.read_csv(p) for p in args.trajectory], ignore_index=True)
+    write_csv(read_tables(args.layers), args.layers_table)
+    write_csv(read_tables(args.seeds), args.seeds_table)
+    trajectory = read_tables(args.trajectory)
     accuracy = pd.concat([log.assign(**dict(zip(("dataset", "init_scale", "weight_decay", "seed"), key)))
                           for key, log in _metric_logs(args.runs, args.metrics).items()], ignore_index=True)
     keys = ["dataset", "init_scale", "weight_decay", "seed", "step"]
@@ -407,6 +407,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", type=Path, required=True, help="output: metric log (CSV)")
     p.add_argument("--run-json", type=Path, required=True, help="output: run summary (JSON)")
     p.add_argument("--snapshots", type=Path, required=True, help="output: directory of snapshots")
+    p.add_argument("--state-every", type=int, default=2000,
+                   help="save the full training state every this many steps, to resume a killed job")
     p.add_argument("--init-scale", type=float, required=True)
     p.add_argument("--weight-decay", type=float, required=True)
     p.add_argument("--seed", type=int, required=True)
@@ -638,12 +640,17 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     from .data import DatasetUnavailable
+    from .io import CorruptFile
+    from .train import Preempted
 
     try:
         args.func(args)
-    except DatasetUnavailable as err:
+    except (DatasetUnavailable, CorruptFile) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except Preempted as err:
+        print(f"preempted: {err}", file=sys.stderr)
+        return 143  # the conventional status of a process ended by SIGTERM
     return 0
 
 

@@ -180,7 +180,9 @@ def save_split(split: Split, path: Path) -> None:
 
 
 def read_split(path: Path) -> Split:
-    blob = torch.load(path, weights_only=True)
+    from .io import load_file
+
+    blob = load_file(path)
     return Split(blob["train_x"], blob["train_y"], blob["test_x"], blob["test_y"], blob["meta"])
 
 

@@ -18,6 +18,10 @@ def _panels(keys, sharey=True):
     """One panel per (α, wd): rows are init scales, columns weight decays."""
     rows = sorted({k[0] for k in keys})
     cols = sorted({k[1] for k in keys})
+    if not rows:  # e.g. every run diverged: a figure that says so rather than a failed job
+        fig, axes = plt.subplots(1, 1, squeeze=False)
+        axes[0][0].text(0.5, 0.5, "no run has data for this figure", ha="center", va="center")
+        return fig, axes, rows, cols
     fig, axes = plt.subplots(len(rows), len(cols), figsize=(4.2 * len(cols), 3.2 * len(rows)),
                              squeeze=False, sharex=True, sharey=sharey)
     return fig, axes, rows, cols
@@ -159,7 +163,7 @@ def robustness_histograms(per_image: pd.DataFrame) -> plt.Figure:
     grid = grid[grid["checkpoint"].isin(["memorised", "generalised"]) & grid["radius"].notna()]
     keys, groups = _by_panel(grid)
     fig, axes, alphas, wds = _panels(keys, sharey=False)
-    finite = grid["radius"][np.isfinite(grid["radius"])]
+    finite = grid["radius"][np.isfinite(grid["radius"].astype(float))]
     top = float(finite.quantile(0.995)) if len(finite) else 1.0
     bins = np.linspace(0, top, 41)
     for (alpha, wd), frame in groups:
@@ -319,6 +323,12 @@ def region_slices(slices: list[dict]) -> plt.Figure:
     """Transition boundaries of the last hidden layer on the plane through three training points of
     different classes (Novak et al.'s Figure 3), memorised vs generalised; anchors as squares."""
     runs = sorted({(s["init_scale"], s["weight_decay"], s["seed"]) for s in slices})
+    if not runs:
+        fig, ax = plt.subplots(figsize=(5, 2))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no run reached the memorised or the generalised checkpoint",
+                ha="center", va="center", transform=ax.transAxes)
+        return fig
     fig, axes = plt.subplots(len(runs), 2, figsize=(7.6, 3.9 * len(runs)), squeeze=False)
     for i, run in enumerate(runs):
         for j, name in enumerate(("memorised", "generalised")):

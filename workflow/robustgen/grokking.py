@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
+import os
 import platform
 import re
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -13,9 +16,9 @@ import pandas as pd
 import torch
 
 from . import data as datasets
-from .io import atomic_torch_save, read_json, write_csv, write_json
+from .io import atomic_torch_save, load_file, read_json, write_csv, write_json
 from .models import build, from_state, model_spec, scale_init_
-from .train import DTYPES, METRICS, Data, evaluation_steps, resolve_device, train
+from .train import DTYPES, METRICS, Data, Resume, adam_options, evaluation_steps, resolve_device, train
 
 
 @dataclass
@@ -55,12 +58,18 @@ def snapshot_path(snapshot_dir: Path, step: int) -> Path:
 
 
 def run(split_path: Path, settings: GrokkingSettings, *, metrics_path: Path, run_path: Path,
-        snapshot_dir: Path) -> dict:
-    """Train one network; write its metric log, its summary (returned) and a snapshot per evaluation."""
-    snapshot_dir = Path(snapshot_dir)
-    snapshot_dir.mkdir(parents=True, exist_ok=True)
+        snapshot_dir: Path, state_every: int = 2000) -> dict:
+    """Train one network; write its metric log, its summary (returned) and a snapshot per evaluation.
+
+    Work in progress lives in `in_progress/` beside run.json: the snapshots so far and the full training
+    state (saved every `state_every` steps and on SIGTERM), so a killed job that is rerun resumes where it
+    was. Only a finished run moves its snapshots into `snapshot_dir` and writes its metrics and summary.
+    """
     device = resolve_device(settings.device)
     dtype = DTYPES[settings.dtype]
+    in_progress = Path(run_path).parent / "in_progress"
+    staged_snapshots = in_progress / "snapshots"
+    staged_snapshots.mkdir(parents=True, exist_ok=True)
 
     split = datasets.read_split(split_path)
     data = Data(
@@ -70,13 +79,15 @@ def run(split_path: Path, settings: GrokkingSettings, *, metrics_path: Path, run
     spec = model_spec(split.input_dim, settings.width, settings.depth, split.num_classes)
     torch.manual_seed(settings.seed)  # PyTorch default init draws from the global generator
     model = scale_init_(build(spec), settings.init_scale).to(device=device, dtype=dtype)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay,
+                                  **adam_options(device))
     generator = torch.Generator(device=device).manual_seed(settings.seed)
+    identity = dict(settings=asdict(settings), data=hashlib.sha256(Path(split_path).read_bytes()).hexdigest())
 
     def keep_snapshot(step, model, record):
         state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         atomic_torch_save(dict(step=step, model_spec=spec, state_dict=state, metrics=record),
-                          snapshot_path(snapshot_dir, step))
+                          snapshot_path(staged_snapshots, step))
 
     result = train(
         model, data, optimizer,
@@ -87,7 +98,12 @@ def run(split_path: Path, settings: GrokkingSettings, *, metrics_path: Path, run
         generator=generator,
         should_stop=stop_after_generalising(settings.stop_test_acc, settings.stop_steps_after),
         on_evaluation=keep_snapshot,
+        resume=Resume(in_progress / "state.pt", state_every, identity),
     )
+    kept = {record["step"] for record in result.history}
+    for step, path in snapshot_steps(staged_snapshots).items():
+        if step not in kept:  # written after the last saved state by a run that was then killed
+            path.unlink()
     write_csv(pd.DataFrame(result.history, columns=METRICS), metrics_path)
     summary = dict(
         settings=asdict(settings),
@@ -96,12 +112,18 @@ def run(split_path: Path, settings: GrokkingSettings, *, metrics_path: Path, run
         steps=result.steps,
         stop_reason=result.stop_reason,
         wall_seconds=round(result.seconds, 3),
+        eval_seconds=result.eval_seconds,
+        resumed_from=result.resumed_from,
         device=str(device),
         threads=torch.get_num_threads(),
         torch=torch.__version__,
         python=platform.python_version(),
     )
+    if Path(snapshot_dir).exists():
+        shutil.rmtree(snapshot_dir)
+    os.replace(staged_snapshots, snapshot_dir)
     write_json(summary, run_path)
+    shutil.rmtree(in_progress)
     return summary
 
 
@@ -120,7 +142,7 @@ def run_identity(run_json: Path) -> tuple[dict, str]:
 
 def stored_checkpoints(checkpoints_path: Path, device):
     """(name, step, network in eval mode) for every reached checkpoint in a checkpoints.pt."""
-    blob = torch.load(checkpoints_path, weights_only=True, map_location=device)
+    blob = load_file(checkpoints_path, device)
     for name, cp in blob["checkpoints"].items():
         yield name, cp["step"], from_state(blob["model_spec"], cp["state_dict"], device=device)
 
@@ -151,5 +173,7 @@ def milestone_snapshots(snapshot_dir: Path, count: int, device):
     """(step, network in eval mode) at `count` log-spaced snapshots of a run (0 = every snapshot)."""
     available = snapshot_steps(snapshot_dir)
     for step in log_spaced_subset(list(available), count):
-        blob = torch.load(available[step], weights_only=True, map_location=device)
+        blob = load_file(available[step], device)
+        if not all(math.isfinite(blob["metrics"][k]) for k in ("train_loss", "weight_norm")):
+            continue  # the network of a diverged run once it has diverged: nothing to probe
         yield step, from_state(blob["model_spec"], blob["state_dict"], device=device)

@@ -31,6 +31,23 @@ def atomic_torch_save(obj, path: Path | str) -> None:
         torch.save(obj, tmp)
 
 
+class CorruptFile(RuntimeError):
+    """A stored tensor file that cannot be read back (truncated, corrupt, or not a torch file)."""
+
+
+def load_file(path: Path | str, device=None):
+    """torch.load a file written by `atomic_torch_save`, naming the file if it is unreadable."""
+    try:
+        return torch.load(path, weights_only=True, map_location=device)
+    except FileNotFoundError:
+        raise
+    except Exception as error:  # torch raises several types for truncated or corrupt archives
+        raise CorruptFile(
+            f"cannot read {path}: {type(error).__name__}: {error}. The file is truncated or corrupt; delete it "
+            "(or the run directory holding it) and rerun the workflow to recreate it."
+        ) from error
+
+
 def write_json(obj, path: Path | str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")

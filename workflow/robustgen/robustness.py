@@ -16,6 +16,7 @@ import torch
 
 from . import data as datasets
 from .grokking import RUN_COLUMNS, milestone_snapshots, run_identity, stored_checkpoints
+from .tables import stack
 from .probes import adversarial_radius, bisection_radius, grid_radius, noise_norm
 from .stats import bootstrap_median_ratio, quartiles
 from .train import DTYPES, resolve_device
@@ -111,9 +112,7 @@ def probe_checkpoints(split_path: Path, checkpoints_path: Path, run_json: Path, 
         grid = name in ("memorised", "generalised")
         probes = random_noise_probes(model, x, y, s, grid=grid) + adversarial_probes(model, x, y, s)
         frames.append(_rows(run, name, step, probes, index, y))
-    if not frames:
-        return pd.DataFrame(columns=PER_IMAGE_COLUMNS)
-    return pd.concat(frames, ignore_index=True)
+    return stack(frames, PER_IMAGE_COLUMNS)
 
 
 def probe_trajectory(split_path: Path, snapshot_dir: Path, run_json: Path, s: ProbeSettings, *,
@@ -126,7 +125,7 @@ def probe_trajectory(split_path: Path, snapshot_dir: Path, run_json: Path, s: Pr
     frames = []
     for step, model in milestone_snapshots(snapshot_dir, snapshots, device):
         frames.append(_rows(run, "snapshot", step, random_noise_probes(model, x, y, s, grid=False), index, y))
-    return pd.concat(frames, ignore_index=True)
+    return stack(frames, PER_IMAGE_COLUMNS)
 
 
 def _stats(radii: pd.Series) -> dict:

@@ -12,6 +12,7 @@ import torch
 
 from . import data as datasets
 from .grokking import RUN_COLUMNS, milestone_snapshots, run_identity, stored_checkpoints
+from .tables import stack
 from .sensitivity import KINDS, jacobian_norms, trajectory_anchors, trajectory_sensitivity
 from .train import DTYPES, resolve_device
 
@@ -80,7 +81,7 @@ def measure_checkpoints(split_path: Path, checkpoints_path: Path, run_json: Path
                                                       ellipse_points=s.ellipse_points,
                                                       jacobian_every=s.jacobian_every))
               for name, step, model in stored_checkpoints(checkpoints_path, device)]
-    return pd.concat(frames, ignore_index=True)
+    return stack(frames, (*RUN_COLUMNS, *ITEM_COLUMNS))
 
 
 def measure_trajectory(split_path: Path, snapshot_dir: Path, run_json: Path, s: SensitivitySettings, *,
@@ -91,7 +92,7 @@ def measure_trajectory(split_path: Path, snapshot_dir: Path, run_json: Path, s: 
                                                             ellipse_points=s.ellipse_points,
                                                             jacobian_every=s.jacobian_every))
               for step, model in milestone_snapshots(snapshot_dir, snapshots, device)]
-    return pd.concat(frames, ignore_index=True)
+    return stack(frames, (*RUN_COLUMNS, *ITEM_COLUMNS))
 
 
 def _mean_se(values: pd.Series) -> dict:

@@ -65,13 +65,15 @@ def run_similarity(split_path: Path, checkpoints_path: Path, snapshot_dir: Path,
             for (i, layer_a), (j, layer_b) in itertools.product(enumerate(names_a), enumerate(names_b)):
                 rows.append(dict(run, checkpoint_a=a, checkpoint_b=b, layer_a=layer_a, layer_b=layer_b,
                                  cka=matrix[i, j].item()))
-    names, final = reps["final"]
     trajectory = []
-    for step, model in milestone_snapshots(snapshot_dir, s.snapshots, device):
-        same_layer = torch.diagonal(_representation(model, x, s)[1].cka(final))
-        trajectory += [dict(run, step=step, layer=layer, cka_to_final=value)
-                       for layer, value in zip(names, same_layer.tolist())]
-    return pd.DataFrame(rows), pd.DataFrame(trajectory)
+    if "final" in reps:  # a run that diverged at once has no finite network to compare with
+        names, final = reps["final"]
+        for step, model in milestone_snapshots(snapshot_dir, s.snapshots, device):
+            same_layer = torch.diagonal(_representation(model, x, s)[1].cka(final))
+            trajectory += [dict(run, step=step, layer=layer, cka_to_final=value)
+                           for layer, value in zip(names, same_layer.tolist())]
+    return (pd.DataFrame(rows, columns=[*RUN_COLUMNS, "checkpoint_a", "checkpoint_b", "layer_a", "layer_b", "cka"]),
+            pd.DataFrame(trajectory, columns=[*RUN_COLUMNS, "step", "layer", "cka_to_final"]))
 
 
 def across_seeds(split_path: Path, checkpoints_paths: list[Path], run_jsons: list[Path],

@@ -8,14 +8,19 @@ and small callables.
 from __future__ import annotations
 
 import math
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from .evaluation import evaluate, loss_fn
+from .io import atomic_torch_save, load_file
 from .models import weight_norms
 
 METRICS = ("step", "train_loss", "train_acc", "test_loss", "test_acc", "weight_norm", "last_layer_norm")
@@ -57,9 +62,42 @@ class Data:
 @dataclass
 class TrainResult:
     history: list[dict] = field(default_factory=list)  # one record per evaluation, keys METRICS
+    eval_seconds: list[float] = field(default_factory=list)  # wall seconds of training at each record
     steps: int = 0
     stop_reason: str = ""
     seconds: float = 0.0
+    resumed_from: list[int] = field(default_factory=list)  # steps at which a saved state was picked up
+
+
+class Preempted(Exception):
+    """Training was asked to stop (SIGTERM) and saved its state; rerunning the job resumes it."""
+
+    def __init__(self, step: int, path: Path):
+        super().__init__(f"stopped by SIGTERM at step {step}; state saved to {path}, rerun to resume")
+        self.step, self.path = step, path
+
+
+@dataclass
+class Resume:
+    """Preemption safety: the full training state is saved to `path` every `every` steps (and on SIGTERM),
+    and picked up by a rerun whose `identity` (the run's settings and data) is the same. Resuming is exact:
+    model, optimiser, generator, epoch order and history all continue as if never interrupted."""
+
+    path: Path
+    every: int
+    identity: dict
+
+    def load(self, device) -> dict | None:
+        if not Path(self.path).exists():
+            return None
+        state = load_file(self.path, device)
+        if state.get("identity") != self.identity:
+            print(f"ignoring {self.path}: saved by a run with other settings or data", flush=True)
+            return None
+        return state
+
+    def save(self, state: dict) -> None:
+        atomic_torch_save(dict(state, identity=self.identity), self.path)
 
 
 def measure(model: nn.Module, data: Data, loss: str, step: int) -> dict:
@@ -71,6 +109,24 @@ def measure(model: nn.Module, data: Data, loss: str, step: int) -> dict:
         weight_norms(model).double(),
     ]).tolist()  # the only host synchronisation: once per evaluation, never per step
     return dict(zip(METRICS, [step, *values]))
+
+
+@contextmanager
+def sigterm_requests():
+    """While active, SIGTERM (SLURM preemption, scancel, a job's time limit) sets a flag instead of killing."""
+    requested = {"stop": False}
+    if threading.current_thread() is not threading.main_thread():
+        yield requested
+        return
+
+    def handler(signum, frame):
+        requested["stop"] = True
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield requested
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def train(
@@ -85,48 +141,87 @@ def train(
     generator: torch.Generator,
     should_stop: Callable[[list[dict]], str | None] = lambda history: None,
     on_evaluation: Callable[[int, nn.Module, dict], None] = lambda step, model, record: None,
+    resume: Resume | None = None,
 ) -> TrainResult:
     """Train `model` for up to `max_steps` minibatch steps of `batch_size` shuffled training points.
 
-    Batches follow a fresh permutation each epoch (a shuffled DataLoader, without the DataLoader).
+    Each epoch draws a fresh permutation and gathers the training set in that order once, so a batch is
+    a contiguous slice (a shuffled DataLoader, without the DataLoader or a gather per step).
     At every step in `eval_steps` (and at the last step) the model is measured and `on_evaluation`
     called; training stops when `should_stop(history)` names a reason, the loss stops being finite
     ("diverged"), or `max_steps` is reached. Step s's record describes the network after s updates.
+    With `resume`, the state is saved on its interval and on SIGTERM (then `Preempted` is raised), and
+    a saved state of the same run is continued.
     """
     evaluate_at = set(eval_steps) | {max_steps}
+    device = data.train_x.device
     n = len(data.train_x)
     result = TrainResult()
+    step, perm, position, seconds_before = 0, None, n, 0.0
+    saved = resume.load(device) if resume else None
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        generator.set_state(saved["generator"].cpu())
+        step, perm, position = saved["step"], saved["perm"], saved["position"]
+        result.history, result.eval_seconds = saved["history"], saved["eval_seconds"]
+        result.resumed_from = saved["resumed_from"] + [step]
+        seconds_before = saved["seconds"]
+        print(f"resuming from the state saved at step {step} ({resume.path})", flush=True)
+    epoch_order = lambda perm: (data.train_x.index_select(0, perm), data.train_y.index_select(0, perm))  # noqa: E731
+    epoch_x, epoch_y = (None, None) if perm is None else epoch_order(perm)
     start = time.perf_counter()
-    perm, position, step = None, n, 0
-    while True:
-        if step in evaluate_at:
-            model.eval()
-            record = measure(model, data, loss, step)
-            model.train()
-            result.history.append(record)
-            on_evaluation(step, model, record)
-            if not (math.isfinite(record["train_loss"]) and math.isfinite(record["weight_norm"])):
-                result.stop_reason = "diverged"
-            elif step >= max_steps:
-                result.stop_reason = "max_steps"
-            else:
-                result.stop_reason = should_stop(result.history) or ""
-            if result.stop_reason:
-                break
-        if position >= n:
-            perm = torch.randperm(n, generator=generator, device=generator.device)
-            position = 0
-        batch = perm[position:position + batch_size]
-        position += batch_size
-        outputs = model(data.train_x[batch])
-        objective = loss_fn(loss, outputs, data.train_y[batch])
-        optimizer.zero_grad(set_to_none=True)
-        objective.backward()
-        optimizer.step()
-        step += 1
+    elapsed = lambda: seconds_before + time.perf_counter() - start  # noqa: E731
+
+    def save_state():
+        resume.save(dict(model=model.state_dict(), optimizer=optimizer.state_dict(),
+                         generator=generator.get_state(), step=step, perm=perm, position=position,
+                         history=result.history, eval_seconds=result.eval_seconds,
+                         resumed_from=result.resumed_from, seconds=elapsed()))
+
+    last_saved = step
+    with sigterm_requests() as requested:
+        while True:
+            if step in evaluate_at and not (result.history and result.history[-1]["step"] == step):
+                model.eval()
+                record = measure(model, data, loss, step)
+                model.train()
+                result.history.append(record)
+                result.eval_seconds.append(round(elapsed(), 3))
+                on_evaluation(step, model, record)
+                if not (math.isfinite(record["train_loss"]) and math.isfinite(record["weight_norm"])):
+                    result.stop_reason = "diverged"
+                elif step >= max_steps:
+                    result.stop_reason = "max_steps"
+                else:
+                    result.stop_reason = should_stop(result.history) or ""
+                if result.stop_reason:
+                    break
+            if resume and (requested["stop"] or step - last_saved >= resume.every):
+                save_state()
+                last_saved = step
+                if requested["stop"]:
+                    raise Preempted(step, resume.path)
+            if position >= n:
+                perm = torch.randperm(n, generator=generator, device=generator.device)
+                epoch_x, epoch_y = epoch_order(perm)  # index_select: a row copy, 4x faster than x[perm]
+                position = 0
+            xb, yb = epoch_x[position:position + batch_size], epoch_y[position:position + batch_size]
+            position += batch_size
+            objective = loss_fn(loss, model(xb), yb)
+            optimizer.zero_grad(set_to_none=True)
+            objective.backward()
+            optimizer.step()
+            step += 1
     result.steps = step
-    result.seconds = time.perf_counter() - start
+    result.seconds = elapsed()
     return result
+
+
+def adam_options(device: torch.device) -> dict:
+    """Adam(W) keyword arguments for `device`: the fused kernel (one pass over all parameters) where
+    PyTorch has one."""
+    return {"fused": True} if torch.device(device).type in ("cpu", "cuda") else {}
 
 
 def resolve_device(name: str) -> torch.device:

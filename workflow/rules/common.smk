@@ -14,6 +14,8 @@ from robustgen.config import tag, validate
 validate(config)
 
 GROKKING_RUN = "results/grokking/{dataset}/alpha{alpha}_wd{wd}_seed{seed}"
+# How often a training job saves its full state for resuming: not a param, as it changes no result.
+TRAINING_STATE_EVERY = config["grokking"]["state_every"]
 
 
 wildcard_constraints:

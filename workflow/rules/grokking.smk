@@ -33,6 +33,7 @@ rule train_grokking:
     shell:
         "python -m robustgen train-grokking --data {input.data}"
         " --metrics {output.metrics} --run-json {output.run} --snapshots {output.snapshots}"
+        " --state-every {TRAINING_STATE_EVERY}"
         " --init-scale {wildcards.alpha} --weight-decay {wildcards.wd} --seed {wildcards.seed}"
         " --width {params.width} --depth {params.depth} --lr {params.lr}"
         " --batch-size {params.batch_size} --max-steps {params.max_steps}"

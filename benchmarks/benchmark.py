@@ -1,0 +1,207 @@
+"""How fast is robustgen, against the Omnigrok protocol and against this machine's matmul rate?
+
+    python benchmarks/benchmark.py                  # everything (about 25 min on a 2-core CPU)
+    python benchmarks/benchmark.py --reps 1 --quick # step rates, probes and DAG only (about 2 min)
+
+Prints, for the grokking run (α=8, wd=0.01, seed 0, default embedded data):
+  - the measured float32 GEMM rate (2048² matmul) with the same threads;
+  - ms per step and GFLOP/s of robustgen's training loop and of the Omnigrok-protocol reference loop
+    (benchmarks/omnigrok_reference.py), and their ratio to the GEMM rate;
+  - wall time to the memorised and to the generalised checkpoint for each, alternating, `--reps` times,
+    medians and the ratio (skipped with --quick);
+  - the time to probe one checkpoint, Jacobian norms, transitions, a CKA heatmap;
+  - the Snakemake DAG build time (dry run) for the default study and the largest configured sweep.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "workflow"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from omnigrok_reference import reference_step_seconds, train_reference  # noqa: E402
+from robustgen import data as datasets  # noqa: E402
+from robustgen.checkpoints import extract  # noqa: E402
+from robustgen.grokking import GrokkingSettings, run  # noqa: E402
+from robustgen.models import build, from_state, model_spec, scale_init_  # noqa: E402
+from robustgen.robustness import ProbeSettings, probe_images, random_noise_probes  # noqa: E402
+from robustgen.sensitivity import jacobian_norms, trajectory_anchors, trajectory_sensitivity  # noqa: E402
+from robustgen.similarity import Representation, layer_activations  # noqa: E402
+from robustgen.train import Data, adam_options, train  # noqa: E402
+
+
+def gemm_gflops(n: int = 2048, reps: int = 5) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - start)
+    return 2 * n**3 / statistics.median(times) / 1e9
+
+
+def step_flops(sizes=(784, 200, 200, 10), batch=200) -> float:
+    """Matmul FLOPs of one training step: forward, weight gradients, and input gradients of every layer
+    but the first (elementwise work, biases and the optimiser are not counted)."""
+    products = [i * o for i, o in zip(sizes[:-1], sizes[1:])]
+    return 2 * batch * (2 * sum(products) + sum(products[1:]))
+
+
+def robustgen_step_seconds(split, steps: int) -> float:
+    """Seconds per step of robustgen's `train` alone: the difference of two runs cancels the evaluations
+    at their ends and the set-up."""
+    x = datasets.as_float(split.train_x)
+
+    def timed(n):
+        torch.manual_seed(0)
+        model = scale_init_(build(model_spec(784, 200, 3, 10)), 8.0)
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01, **adam_options("cpu"))
+        start = time.perf_counter()
+        train(model, Data(x, split.train_y), opt, loss="mse", batch_size=200, max_steps=n, eval_steps=[0],
+              generator=torch.Generator().manual_seed(0))
+        return time.perf_counter() - start
+
+    timed(50)
+    return (timed(steps + steps // 10) - timed(steps // 10)) / steps
+
+
+def robustgen_to_checkpoints(split_path: Path, workdir: Path) -> dict:
+    """One real grokking run (the workflow's code path, snapshots and all) stopped at generalisation."""
+    settings = GrokkingSettings(init_scale=8.0, weight_decay=0.01, seed=0, stop_steps_after=0, device="cpu")
+    summary = run(split_path, settings, metrics_path=workdir / "metrics.csv", run_path=workdir / "run.json",
+                  snapshot_dir=workdir / "snapshots")
+    import pandas as pd
+
+    metrics = pd.read_csv(workdir / "metrics.csv")
+    found = extract(metrics, memorised_train_acc=0.99, generalised_test_acc=0.85)["checkpoints"]
+    seconds = dict(zip(metrics["step"], summary["eval_seconds"]))
+    out = dict(steps=summary["steps"], seconds=summary["wall_seconds"])
+    for name in ("memorised", "generalised"):
+        step = found[name]["step"]
+        out[f"{name}_step"], out[f"{name}_seconds"] = step, seconds.get(step)
+    return out
+
+
+def timed(fn, *args, **kwargs) -> float:
+    start = time.perf_counter()
+    fn(*args, **kwargs)
+    return time.perf_counter() - start
+
+
+def analysis_timings(split, model) -> dict:
+    """Seconds for each analysis of one network, at the default config's sizes."""
+    s = ProbeSettings()
+    x, y, _ = probe_images(split, s.image_first, s.image_count, device="cpu", dtype=torch.float32)
+    points = datasets.as_float(split.test_x[:1000])
+    anchors = trajectory_anchors("different_class", datasets.as_float(split.train_x), split.train_y, 100,
+                                 torch.Generator().manual_seed(0))
+    cka_x = datasets.as_float(split.test_x[:1000])
+    heatmap = lambda: Representation(list(layer_activations(model, cka_x).values())).cka(  # noqa: E731
+        Representation(list(layer_activations(model, cka_x).values())))
+    return {
+        "random-noise radius, bisection, 500 images × 5 rays": timed(random_noise_probes, model, x, y, s, grid=False),
+        "random-noise radius, bisection + grid Δ 0.01 and 0.05, 500 images": timed(random_noise_probes, model, x, y, s),
+        "Jacobian norm, 1000 points": timed(jacobian_norms, model, points),
+        "transitions + Jacobian along 100 ellipses × 256 points": timed(
+            trajectory_sensitivity, model, anchors, k=256, jacobian_every=8),
+        "CKA heatmap, 6 × 6 layers, 1000 images": timed(heatmap),
+    }
+
+
+def dag_seconds(*config_args: str) -> float:
+    with tempfile.TemporaryDirectory() as workdir:
+        (Path(workdir) / "config.yaml").write_text((ROOT / "config.yaml").read_text())
+        cmd = ["snakemake", "-s", str(ROOT / "Snakefile"), "--directory", workdir, "-n", "--quiet", "all",
+               *config_args]
+        start = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True, cwd=ROOT)
+        return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (the training rule's threads: 1)")
+    parser.add_argument("--reps", type=int, default=3, help="repetitions of the runs to both checkpoints")
+    parser.add_argument("--steps", type=int, default=2000, help="steps timed for the per-step rates")
+    parser.add_argument("--quick", action="store_true", help="skip the runs to both checkpoints")
+    parser.add_argument("--json", type=Path, help="also write every figure to this JSON file")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    results: dict = dict(threads=args.threads, torch=torch.__version__)
+
+    split = datasets.load_embedded_mnist(train_size=1000, split_seed=0)
+    gemm = results["gemm_gflops"] = gemm_gflops()
+    print(f"machine: float32 GEMM 2048² at {gemm:.1f} GFLOP/s with {args.threads} thread(s)")
+
+    flops = step_flops()
+    rg = robustgen_step_seconds(split, args.steps)
+    ref = reference_step_seconds(datasets.as_float(split.train_x), split.train_y, args.steps // 2)
+    results["step"] = dict(flops=flops, robustgen_ms=rg * 1e3, reference_ms=ref * 1e3)
+    print(f"\ntraining step ({flops / 1e6:.0f} MFLOP of matmuls, batch 200)")
+    print("| loop | ms/step | GFLOP/s | of GEMM |\n|---|---|---|---|")
+    for name, seconds in (("robustgen (float32, fused AdamW, on-device batches)", rg),
+                          ("Omnigrok protocol (float64, DataLoader)", ref)):
+        print(f"| {name} | {seconds * 1e3:.2f} | {flops / seconds / 1e9:.1f} | {flops / seconds / 1e9 / gemm:.0%} |")
+
+    torch.manual_seed(0)
+    model = scale_init_(build(model_spec(784, 200, 3, 10)), 8.0).eval()  # probed if there is no run
+    if not args.quick:
+        with tempfile.TemporaryDirectory() as tmp:
+            split_path = Path(tmp) / "mnist_embedded.pt"
+            datasets.save_split(split, split_path)
+            runs = {"robustgen": [], "reference": []}
+            for rep in range(args.reps):  # alternating, so drifts of the machine hit both alike
+                runs["robustgen"].append(robustgen_to_checkpoints(split_path, Path(tmp) / f"rep{rep}"))
+                runs["reference"].append(train_reference(datasets.as_float(split.train_x), split.train_y,
+                                                         datasets.as_float(split.test_x), split.test_y))
+                print(f"rep {rep}: robustgen {runs['robustgen'][-1]}\n       reference {runs['reference'][-1]}",
+                      flush=True)
+            generalised = runs["robustgen"][0]["generalised_step"]
+            if generalised is not None:  # probe the real generalised network
+                blob = torch.load(Path(tmp) / "rep0" / "snapshots" / f"step_{generalised:07d}.pt", weights_only=True)
+                model = from_state(blob["model_spec"], blob["state_dict"])
+        results["to_checkpoints"] = runs
+        print(f"\ntime to both checkpoints (α=8, wd=0.01, seed 0; median of {args.reps}, alternating)")
+        print("| loop | memorised: step, s | generalised: step, s |\n|---|---|---|")
+        medians = {}
+        for name, reps in runs.items():
+            med = {k: statistics.median(r[k] for r in reps if r[k] is not None)
+                   for k in ("memorised_step", "memorised_seconds", "generalised_step", "generalised_seconds")}
+            medians[name] = med
+            print(f"| {name} | {med['memorised_step']:.0f}, {med['memorised_seconds']:.1f} "
+                  f"| {med['generalised_step']:.0f}, {med['generalised_seconds']:.1f} |")
+        ratio = medians["reference"]["generalised_seconds"] / medians["robustgen"]["generalised_seconds"]
+        results["speedup_to_generalised"] = ratio
+        print(f"robustgen reaches the generalised checkpoint {ratio:.1f}× sooner than the reference")
+
+    timings = results["analysis_seconds"] = analysis_timings(split, model)
+    print("\nanalyses of one α=8 network (default sizes)\n| analysis | seconds |\n|---|---|")
+    for name, seconds in timings.items():
+        print(f"| {name} | {seconds:.2f} |")
+
+    dag = results["dag_seconds"] = {
+        "default study (12 runs, 36 networks)": dag_seconds(),
+        "Novak-scale sweep (configs/novak_scale.yaml, 1080 networks)": dag_seconds(
+            "--configfile", str(ROOT / "configs" / "novak_scale.yaml")),
+    }
+    print("\nSnakemake DAG build (dry run)\n| config | seconds |\n|---|---|")
+    for name, seconds in dag.items():
+        print(f"| {name} | {seconds:.1f} |")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2, default=str) + "\n")
+
+
+if __name__ == "__main__":
+    main()
