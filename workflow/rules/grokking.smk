@@ -33,6 +33,8 @@ rule train_grokking:
     shell:
         "python -m robustgen train-grokking --data {input.data}"
         " --metrics {output.metrics} --run-json {output.run} --snapshots {output.snapshots}"
+        # not a param on purpose (snakemake --lint notes it): the save interval changes no result, and
+        # a param would rerun every training job when it changes
         " --state-every {TRAINING_STATE_EVERY}"
         " --init-scale {wildcards.alpha} --weight-decay {wildcards.wd} --seed {wildcards.seed}"
         " --width {params.width} --depth {params.depth} --lr {params.lr}"
