@@ -1,12 +1,13 @@
 """How fast is robustgen, against the Omnigrok protocol and against this machine's matmul rate?
 
     python benchmarks/benchmark.py                  # everything (about 25 min on a 2-core CPU)
-    python benchmarks/benchmark.py --reps 1 --quick # step rates, probes and DAG only (about 2 min)
+    python benchmarks/benchmark.py --quick          # step rates, probes and DAG only (about 4 min)
 
 Prints, for the grokking run (α=8, wd=0.01, seed 0, default embedded data):
-  - the measured float32 GEMM rate (2048² matmul) with the same threads;
   - ms per step and GFLOP/s of robustgen's training loop and of the Omnigrok-protocol reference loop
-    (benchmarks/omnigrok_reference.py), and their ratio to the GEMM rate;
+    (benchmarks/omnigrok_reference.py), and their ratio to the float32 GEMM rate (2048² matmul, same
+    threads) measured just before and after each timing — medians of `--step-reps` such pairs, because a
+    shared machine's speed drifts by tens of percent from minute to minute;
   - wall time to the memorised and to the generalised checkpoint for each, alternating, `--reps` times,
     medians and the ratio (skipped with --quick);
   - the time to probe one checkpoint, Jacobian norms, transitions, a CKA heatmap;
@@ -135,6 +136,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the training rule's threads: 1)")
     parser.add_argument("--reps", type=int, default=3, help="repetitions of the runs to both checkpoints")
     parser.add_argument("--steps", type=int, default=2000, help="steps timed for the per-step rates")
+    parser.add_argument("--step-reps", type=int, default=5, help="repetitions of the per-step timings")
     parser.add_argument("--quick", action="store_true", help="skip the runs to both checkpoints")
     parser.add_argument("--json", type=Path, help="also write every figure to this JSON file")
     args = parser.parse_args()
@@ -142,18 +144,28 @@ def main() -> None:
     results: dict = dict(threads=args.threads, torch=torch.__version__)
 
     split = datasets.load_embedded_mnist(train_size=1000, split_seed=0)
-    gemm = results["gemm_gflops"] = gemm_gflops()
-    print(f"machine: float32 GEMM 2048² at {gemm:.1f} GFLOP/s with {args.threads} thread(s)")
-
     flops = step_flops()
-    rg = robustgen_step_seconds(split, args.steps)
-    ref = reference_step_seconds(datasets.as_float(split.train_x), split.train_y, args.steps // 2)
-    results["step"] = dict(flops=flops, robustgen_ms=rg * 1e3, reference_ms=ref * 1e3)
-    print(f"\ntraining step ({flops / 1e6:.0f} MFLOP of matmuls, batch 200)")
+    x = datasets.as_float(split.train_x)
+    reps = []  # the machine's speed drifts (a shared host): each step timing is paired with GEMMs beside it
+    for _ in range(args.step_reps):
+        gemm_before = gemm_gflops()
+        rg = robustgen_step_seconds(split, args.steps)
+        ref = reference_step_seconds(x, split.train_y, args.steps // 2)
+        gemm = (gemm_before + gemm_gflops()) / 2
+        reps.append(dict(gemm_gflops=gemm, robustgen_ms=rg * 1e3, reference_ms=ref * 1e3,
+                         robustgen_of_gemm=flops / rg / 1e9 / gemm, reference_of_gemm=flops / ref / 1e9 / gemm))
+    med = {k: statistics.median(r[k] for r in reps) for k in reps[0]}
+    results["step"] = dict(flops=flops, reps=reps, median=med)
+    print(f"machine: float32 GEMM 2048² at {med['gemm_gflops']:.1f} GFLOP/s with {args.threads} thread(s) "
+          f"(median of {args.step_reps}, range {min(r['gemm_gflops'] for r in reps):.1f}–"
+          f"{max(r['gemm_gflops'] for r in reps):.1f})")
+    print(f"\ntraining step ({flops / 1e6:.0f} MFLOP of matmuls, batch 200; medians of {args.step_reps} "
+          "repetitions, each against the GEMM rate measured beside it)")
     print("| loop | ms/step | GFLOP/s | of GEMM |\n|---|---|---|---|")
-    for name, seconds in (("robustgen (float32, fused AdamW, on-device batches)", rg),
-                          ("Omnigrok protocol (float64, DataLoader)", ref)):
-        print(f"| {name} | {seconds * 1e3:.2f} | {flops / seconds / 1e9:.1f} | {flops / seconds / 1e9 / gemm:.0%} |")
+    for name, key in (("robustgen (float32, explicit backprop, fused AdamW, on-device batches)", "robustgen"),
+                      ("Omnigrok protocol (float64, DataLoader, autograd)", "reference")):
+        ms = med[f"{key}_ms"]
+        print(f"| {name} | {ms:.2f} | {flops / ms / 1e6:.1f} | {med[f'{key}_of_gemm']:.0%} |")
 
     torch.manual_seed(0)
     model = scale_init_(build(model_spec(784, 200, 3, 10)), 8.0).eval()  # probed if there is no run

@@ -19,7 +19,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .evaluation import evaluate, loss_fn
+from .backprop import relu_mlp_layers, set_gradients
+from .evaluation import evaluate
 from .io import atomic_torch_save, load_file
 from .models import weight_norms
 
@@ -146,7 +147,9 @@ def train(
     """Train `model` for up to `max_steps` minibatch steps of `batch_size` shuffled training points.
 
     Each epoch draws a fresh permutation and gathers the training set in that order once, so a batch is
-    a contiguous slice (a shuffled DataLoader, without the DataLoader or a gather per step).
+    a contiguous slice (a shuffled DataLoader, without the DataLoader or a gather per step). A step's
+    gradients come from `backprop.set_gradients`: explicit backpropagation for Linear/ReLU stacks,
+    autograd for any other model.
     At every step in `eval_steps` (and at the last step) the model is measured and `on_evaluation`
     called; training stops when `should_stop(history)` names a reason, the loss stops being finite
     ("diverged"), or `max_steps` is reached. Step s's record describes the network after s updates.
@@ -154,6 +157,7 @@ def train(
     a saved state of the same run is continued.
     """
     evaluate_at = set(eval_steps) | {max_steps}
+    mlp_layers = relu_mlp_layers(model)  # explicit backpropagation for Linear/ReLU stacks, else autograd
     device = data.train_x.device
     n = len(data.train_x)
     result = TrainResult()
@@ -208,9 +212,7 @@ def train(
                 position = 0
             xb, yb = epoch_x[position:position + batch_size], epoch_y[position:position + batch_size]
             position += batch_size
-            objective = loss_fn(loss, model(xb), yb)
-            optimizer.zero_grad(set_to_none=True)
-            objective.backward()
+            set_gradients(model, xb, yb, loss, mlp_layers)
             optimizer.step()
             step += 1
     result.steps = step
