@@ -18,7 +18,7 @@ from .evaluation import evaluate
 from .io import atomic_torch_save, load_file, read_json, write_csv, write_json
 from .models import build, from_state, model_spec, num_parameters
 from .sensitivity import trajectory_anchors
-from .sensitivity_study import measure_network
+from .sensitivity_study import SensitivitySettings, measure_network
 from .stats import bootstrap_correlation
 from .train import DTYPES, METRICS, Data, adam_options, resolve_device, train
 
@@ -98,20 +98,10 @@ def run(split_path: Path, s: CapacitySettings, *, metrics_path: Path, run_path: 
     return summary
 
 
-@dataclass
-class SweepSensitivitySettings:
-    test_points: int = 500
-    train_points: int = 500
-    ellipses: int = 20
-    ellipse_points: int = 256
-    jacobian_every: int = 8
-    seed: int = 0
-    device: str = "auto"
-
-
-def measure(split_path: Path, model_path: Path, run_path: Path, s: SweepSensitivitySettings) -> pd.DataFrame:
+def measure(split_path: Path, model_path: Path, run_path: Path, s: SensitivitySettings) -> pd.DataFrame:
     """Per-item sensitivity of one trained network: the Jacobian norm at test and training points and the
-    transitions along ellipses through test points of different and of the same class."""
+    transitions along ellipses through test points of different and of the same class (the grokking
+    study's settings and measurement, on the sweep's standardised inputs)."""
     device = resolve_device(s.device)
     blob = load_file(model_path, device)
     model = from_state(blob["model_spec"], blob["state_dict"], device=device)

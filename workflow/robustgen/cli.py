@@ -254,15 +254,11 @@ def cmd_train_capacity(args) -> None:
 
 
 def cmd_capacity_sensitivity(args) -> None:
-    from .capacity import SweepSensitivitySettings, measure
+    from .capacity import measure
     from .io import write_csv
 
     _threads(args.threads)
-    settings = SweepSensitivitySettings(test_points=args.test_points, train_points=args.train_points,
-                                        ellipses=args.ellipses, ellipse_points=args.ellipse_points,
-                                        jacobian_every=args.jacobian_every, seed=args.anchor_seed,
-                                        device=args.device)
-    items = measure(args.data, args.model, args.run_json, settings)
+    items = measure(args.data, args.model, args.run_json, _sensitivity_settings(args))
     write_csv(items, args.output)
     print(items.groupby("where")[["jacobian_norm", "transition_density"]].mean())
 
