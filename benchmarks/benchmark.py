@@ -3,7 +3,8 @@
     python benchmarks/benchmark.py                  # everything (about 25 min on a 2-core CPU)
     python benchmarks/benchmark.py --quick          # step rates, probes and DAG only (about 4 min)
 
-Prints, for the grokking run (α=8, wd=0.01, seed 0, default embedded data):
+Every size and setting comes from the study's config.yaml (the run timed is its α=8, wd=0.01, seed 0 run
+on the embedded data, stopped at generalisation). Prints:
   - ms per step and GFLOP/s of robustgen's training loop and of the Omnigrok-protocol reference loop
     (benchmarks/omnigrok_reference.py), and their ratio to the float32 GEMM rate (2048² matmul, same
     threads) measured just before and after each timing — medians of `--step-reps` such pairs, because a
@@ -33,13 +34,22 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from omnigrok_reference import reference_step_seconds, train_reference  # noqa: E402
 from robustgen import data as datasets  # noqa: E402
-from robustgen.checkpoints import extract  # noqa: E402
-from robustgen.grokking import GrokkingSettings, run  # noqa: E402
+from robustgen import settings as views  # noqa: E402
+from robustgen.config import load  # noqa: E402
+from robustgen.measures.sensitivity import jacobian_norms, trajectory_anchors, trajectory_sensitivity  # noqa: E402
+from robustgen.measures.similarity import Representation, layer_activations  # noqa: E402
 from robustgen.models import build, from_state, model_spec, scale_init_  # noqa: E402
-from robustgen.robustness import ProbeSettings, probe_images, random_noise_probes  # noqa: E402
-from robustgen.sensitivity import jacobian_norms, trajectory_anchors, trajectory_sensitivity  # noqa: E402
-from robustgen.similarity import Representation, layer_activations  # noqa: E402
+from robustgen.runs import OpenRun  # noqa: E402
+from robustgen.settings import build as settings  # noqa: E402
+from robustgen.stages.checkpoints import extract  # noqa: E402
+from robustgen.stages.grokking import run  # noqa: E402
+from robustgen.stages.robustness import random_noise_probes  # noqa: E402
 from robustgen.train import Data, adam_options, train  # noqa: E402
+
+# The study's own configuration; the benchmark times its α = 8, wd = 0.01 run and stops it at generalisation.
+CONFIG = load([ROOT / "config.yaml"], ["grokking.stop.steps_after=0", "device=cpu"])
+ALPHA, WD, SEED = 8.0, 0.01, 0
+TRAINING = settings(views.GrokkingTraining, CONFIG["grokking"], "grokking")
 
 
 def gemm_gflops(n: int = 2048, reps: int = 5) -> float:
@@ -60,18 +70,22 @@ def step_flops(sizes=(784, 200, 200, 10), batch=200) -> float:
     return 2 * batch * (2 * sum(products) + sum(products[1:]))
 
 
+def grokking_model():
+    torch.manual_seed(SEED)
+    return scale_init_(build(model_spec(784, TRAINING.width, TRAINING.depth, 10)), ALPHA)
+
+
 def robustgen_step_seconds(split, steps: int) -> float:
     """Seconds per step of robustgen's `train` alone: the difference of two runs cancels the evaluations
     at their ends and the set-up."""
     x = datasets.as_float(split.train_x)
 
     def timed(n):
-        torch.manual_seed(0)
-        model = scale_init_(build(model_spec(784, 200, 3, 10)), 8.0)
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01, **adam_options("cpu"))
+        model = grokking_model()
+        opt = torch.optim.AdamW(model.parameters(), lr=TRAINING.lr, weight_decay=WD, **adam_options("cpu"))
         start = time.perf_counter()
-        train(model, Data(x, split.train_y), opt, loss="mse", batch_size=200, max_steps=n, eval_steps=[0],
-              generator=torch.Generator().manual_seed(0))
+        train(model, Data(x, split.train_y), opt, loss="mse", batch_size=TRAINING.batch_size, max_steps=n,
+              eval_steps=[0], generator=torch.Generator().manual_seed(SEED))
         return time.perf_counter() - start
 
     timed(50)
@@ -80,13 +94,13 @@ def robustgen_step_seconds(split, steps: int) -> float:
 
 def robustgen_to_checkpoints(split_path: Path, workdir: Path) -> dict:
     """One real grokking run (the workflow's code path, snapshots and all) stopped at generalisation."""
-    settings = GrokkingSettings(init_scale=8.0, weight_decay=0.01, seed=0, stop_steps_after=0, device="cpu")
-    summary = run(split_path, settings, metrics_path=workdir / "metrics.csv", run_path=workdir / "run.json",
-                  snapshot_dir=workdir / "snapshots")
+    summary = run(split_path, TRAINING, init_scale=ALPHA, weight_decay=WD, seed=SEED, device=CONFIG["device"],
+                  metrics_path=workdir / "metrics.csv", run_path=workdir / "run.json",
+                  snapshot_dir=workdir / "snapshots", state_every=CONFIG["grokking"]["state_every"])
     import pandas as pd
 
     metrics = pd.read_csv(workdir / "metrics.csv")
-    found = extract(metrics, memorised_train_acc=0.99, generalised_test_acc=0.85)["checkpoints"]
+    found = extract(metrics, **CONFIG["checkpoints"])["checkpoints"]
     seconds = dict(zip(metrics["step"], summary["eval_seconds"]))
     out = dict(steps=summary["steps"], seconds=summary["wall_seconds"])
     for name in ("memorised", "generalised"):
@@ -102,22 +116,27 @@ def timed(fn, *args, **kwargs) -> float:
 
 
 def analysis_timings(split, model) -> dict:
-    """Seconds for each analysis of one network, at the default config's sizes."""
-    s = ProbeSettings()
-    x, y, _ = probe_images(split, s.image_first, s.image_count, device="cpu", dtype=torch.float32)
-    points = datasets.as_float(split.test_x[:1000])
-    anchors = trajectory_anchors("different_class", datasets.as_float(split.train_x), split.train_y, 100,
-                                 torch.Generator().manual_seed(0))
-    cka_x = datasets.as_float(split.test_x[:1000])
+    """Seconds for each analysis of one network, at config.yaml's sizes."""
+    s = settings(views.CheckpointProbes, CONFIG["robustness"], "robustness")
+    t = settings(views.Sensitivity, CONFIG["sensitivity"], "sensitivity")
+    c = settings(views.Similarity, CONFIG["similarity"], "similarity")
+    run = OpenRun({}, torch.device("cpu"), torch.float32, split)
+    x, y, _ = run.test_images(s.images.first, s.images.count, "robustness.images")
+    points = run.floats(split.test_x[:t.test_points])
+    anchors = trajectory_anchors("different_class", run.floats(split.train_x), split.train_y, t.ellipses,
+                                 torch.Generator().manual_seed(t.seed))
+    cka_x, _, _ = run.test_images(c.images.first, c.images.count, "similarity.images")
     heatmap = lambda: Representation(list(layer_activations(model, cka_x).values())).cka(  # noqa: E731
         Representation(list(layer_activations(model, cka_x).values())))
+    deltas = " and ".join(f"{d:g}" for d in s.grid_deltas)
     return {
-        "random-noise radius, bisection, 500 images × 5 rays": timed(random_noise_probes, model, x, y, s, grid=False),
-        "random-noise radius, bisection + grid Δ 0.01 and 0.05, 500 images": timed(random_noise_probes, model, x, y, s),
-        "Jacobian norm, 1000 points": timed(jacobian_norms, model, points),
-        "transitions + Jacobian along 100 ellipses × 256 points": timed(
-            trajectory_sensitivity, model, anchors, k=256, jacobian_every=8),
-        "CKA heatmap, 6 × 6 layers, 1000 images": timed(heatmap),
+        f"random-noise radius, bisection, {len(x)} images × {s.draws} rays": timed(random_noise_probes, model, x, y, s),
+        f"random-noise radius, bisection + grid Δ {deltas}, {len(x)} images": timed(
+            random_noise_probes, model, x, y, s, s.grid_deltas),
+        f"Jacobian norm, {len(points)} points": timed(jacobian_norms, model, points),
+        f"transitions + Jacobian along {t.ellipses} ellipses × {t.ellipse_points} points": timed(
+            trajectory_sensitivity, model, anchors, k=t.ellipse_points, jacobian_every=t.jacobian_every),
+        f"CKA heatmap, 6 × 6 layers, {len(cka_x)} images": timed(heatmap),
     }
 
 
@@ -143,7 +162,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     results: dict = dict(threads=args.threads, torch=torch.__version__)
 
-    split = datasets.load_embedded_mnist(train_size=1000, split_seed=0)
+    split = datasets.load_embedded_mnist(CONFIG["grokking"]["train_size"], CONFIG["data"]["split_seed"],
+                                         CONFIG["grokking"]["train_subset"])
     flops = step_flops()
     x = datasets.as_float(split.train_x)
     reps = []  # the machine's speed drifts (a shared host): each step timing is paired with GEMMs beside it
@@ -167,8 +187,7 @@ def main() -> None:
         ms = med[f"{key}_ms"]
         print(f"| {name} | {ms:.2f} | {flops / ms / 1e6:.1f} | {med[f'{key}_of_gemm']:.0%} |")
 
-    torch.manual_seed(0)
-    model = scale_init_(build(model_spec(784, 200, 3, 10)), 8.0).eval()  # probed if there is no run
+    model = grokking_model().eval()  # probed if there is no run
     if not args.quick:
         with tempfile.TemporaryDirectory() as tmp:
             split_path = Path(tmp) / "mnist_embedded.pt"

@@ -7,9 +7,10 @@ import pandas as pd
 import pytest
 import torch
 
-from robustgen.capacity import CORRELATIONS, correlations, fitted, make_optimizer
+from robustgen.stages.capacity import CORRELATIONS, correlations, fitted, make_optimizer
 from robustgen.data import DatasetUnavailable, balanced_subset, load_split, standardise
-from robustgen.stats import bootstrap_correlation, correlation
+from robustgen.settings import Bootstrap
+from robustgen.measures.stats import bootstrap_correlation, correlation
 
 sys.path.insert(0, str(Path(__file__).parent))
 from cifar_format import write_cifar10  # noqa: E402
@@ -43,7 +44,7 @@ def test_cifar10_checksums_are_verified_by_default(tmp_path):
 def test_missing_cifar10_offline_says_what_to_do(tmp_path):
     with pytest.raises(DatasetUnavailable) as err:
         load_split("cifar10", data_dir=tmp_path, train_size=20, split_seed=0, download=False)
-    assert "robustgen download cifar10" in str(err.value) and "mnist_embedded" in str(err.value)
+    assert "robustgen download --dataset cifar10" in str(err.value) and "mnist_embedded" in str(err.value)
 
 
 def test_balanced_subset():
@@ -97,7 +98,7 @@ def test_sweep_correlations_use_only_fitted_networks():
                               gap_acc=0.1 + 0.05 * np.log10(jacobian), gap_loss=rng.uniform(0, 1, n),
                               reached_full_train_acc=[True] * (n - 3) + [False] * 3))
     table.loc[n - 3:, "gap_acc"] = 5.0                                          # outliers that were not fitted
-    found = correlations(table, resamples=500, seed=0).set_index(["x", "y"])
+    found = correlations(table, Bootstrap(resamples=500, seed=0)).set_index(["x", "y"])
     assert len(found) == len(CORRELATIONS) and (found["n"] == n - 3).all()
     row = found.loc[("jacobian_test", "gap_acc")]
     assert row.pearson == pytest.approx(1.0) and row.spearman == pytest.approx(1.0)

@@ -2,7 +2,7 @@ import math
 
 import pandas as pd
 
-from robustgen.checkpoints import extract
+from robustgen.stages.checkpoints import extract
 
 COLUMNS = ["step", "train_loss", "train_acc", "test_loss", "test_acc", "weight_norm", "last_layer_norm"]
 

@@ -72,4 +72,4 @@ def test_missing_dataset_offline_says_what_to_do(tmp_path):
         load_split("mnist", data_dir=tmp_path / "nowhere", train_size=1000, split_seed=0, download=False)
     message = str(err.value)
     assert "'mnist' was not found" in message and str(tmp_path / "nowhere") in message
-    assert "robustgen download mnist" in message and EMBEDDED in message
+    assert "robustgen download --dataset mnist" in message and EMBEDDED in message

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from robustgen.probes import (adversarial_radius, bisection_radius, grid_radius, margin, noise_directions,
+from robustgen.measures.probes import (adversarial_radius, bisection_radius, grid_radius, margin, noise_directions,
                               ray_crossings)
 
 

@@ -69,12 +69,15 @@ def test_a_state_of_other_settings_is_not_resumed(tmp_path):
 
 
 def _grokking_command(tmp_path: Path, split: Path, run_dir: Path) -> list[str]:
-    return [sys.executable, "-m", "robustgen", "train-grokking", "--data", str(split),
+    """The training step run by hand from the study's config.yaml, with a few keys overridden."""
+    overrides = dict(state_every=200, width=48, max_steps=2500, **{"stop.steps_after": 100000,
+                     "evaluation.per_decade": 10, "evaluation.max_interval": 500})
+    sets = [arg for key, value in overrides.items() for arg in ("--set", f"grokking.{key}={value}")]
+    return [sys.executable, "-m", "robustgen", "train-grokking", "--config", str(ROOT / "config.yaml"), *sets,
+            "--set", "device=cpu", "--data", str(split),
             "--metrics", str(run_dir / "metrics.csv"), "--run-json", str(run_dir / "run.json"),
-            "--snapshots", str(run_dir / "snapshots"), "--state-every", "200",
-            "--init-scale", "8", "--weight-decay", "0.1", "--seed", "0", "--width", "48",
-            "--max-steps", "2500", "--stop-steps-after", "100000", "--eval-per-decade", "10",
-            "--eval-max-interval", "500", "--device", "cpu", "--threads", "1"]
+            "--snapshots", str(run_dir / "snapshots"), "--init-scale", "8", "--weight-decay", "0.1",
+            "--seed", "0", "--threads", "1"]
 
 
 def _env():

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from robustgen.data import Split
-from robustgen.grokking import log_spaced_subset
-from robustgen.robustness import probe_images, summary, trajectory_table
+from robustgen.runs import OpenRun, log_spaced_subset
+from robustgen.settings import Bootstrap
+from robustgen.stages.robustness import summary, trajectory_table
 
 RUN = dict(dataset="d", init_scale=8.0, weight_decay=0.01)
 
@@ -37,7 +38,7 @@ def test_summary_statistics_and_ratios():
                    _frame(seed, "generalised", "random", "bisection", "l2", gen, step=500),
                    _frame(seed, "generalised", "random", "grid", "l2", [1.0, 2.0, 3.0, 4.0], delta=0.01),
                    _frame(seed, "generalised", "adversarial", "pgd", "l2", adv)]
-    table = summary(pd.concat(frames), resamples=300, seed=0)
+    table = summary(pd.concat(frames), Bootstrap(resamples=300, seed=0))
     runs = table[table.scope == "run"]
     row = runs[(runs.seed == 0) & (runs["mode"] == "bisection") & (runs.checkpoint == "memorised")].iloc[0]
     assert (row.n_probed, row.n_excluded, row.n_censored, row["median"], row.step) == (3, 1, 0, 1.0, 10)
@@ -66,7 +67,8 @@ def test_trajectory_table_joins_accuracy():
 def test_probe_images_out_of_range_names_the_config_key():
     split = Split(torch.zeros(5, 4, dtype=torch.uint8), torch.zeros(5, dtype=torch.long),
                   torch.zeros(20, 4, dtype=torch.uint8), torch.arange(20), dict(dataset="toy"))
-    x, y, index = probe_images(split, 15, 5, device="cpu", dtype=torch.float32)
-    assert index.tolist() == list(range(15, 20)) and y.tolist() == list(range(15, 20))
+    run = OpenRun(RUN, torch.device("cpu"), torch.float32, split)
+    x, y, index = run.test_images(15, 5, "robustness.images")
+    assert index.tolist() == list(range(15, 20)) and y.tolist() == list(range(15, 20)) and x.dtype == torch.float32
     with pytest.raises(ValueError, match="robustness.images"):
-        probe_images(split, 15, 10, device="cpu", dtype=torch.float32)
+        run.test_images(15, 10, "robustness.images")

@@ -5,7 +5,7 @@ from torch import nn
 
 import pytest
 
-from robustgen.sensitivity import (activation_codes, anchor_indices, closed_length, closed_transitions, ellipses,
+from robustgen.measures.sensitivity import (activation_codes, anchor_indices, closed_length, closed_transitions, ellipses,
                                    jacobian_norms, region_slice, trajectory_anchors, trajectory_sensitivity)
 
 
@@ -113,7 +113,7 @@ def test_region_slice_finds_the_boundaries_of_a_hand_built_network():
 def test_sensitivity_summary_and_trajectory_tables():
     import pandas as pd
 
-    from robustgen.sensitivity_study import summary, trajectory_table
+    from robustgen.stages.sensitivity import summary, trajectory_table
 
     rows = []
     for seed in (0, 1):

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from robustgen.similarity import (cka_from_grams, cka_matrix, debiased_linear_cka, gram_linear, gram_rbf, hsic,
+from robustgen.measures.similarity import (cka_from_grams, cka_matrix, debiased_linear_cka, gram_linear, gram_rbf, hsic,
                                   hsic_unbiased, layer_activations, linear_cka, minibatch_cka, rbf_cka)
 
 

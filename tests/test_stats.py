@@ -2,7 +2,7 @@ import math
 
 import numpy as np
 
-from robustgen.stats import bootstrap_median_ratio, quartiles
+from robustgen.measures.stats import bootstrap_median_ratio, quartiles
 
 
 def test_quartiles_known_answer_and_infinity():

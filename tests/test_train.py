@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from robustgen.grokking import stop_after_generalising
+from robustgen.stages.grokking import stop_after_generalising
 from robustgen.models import weight_norms
 from robustgen.train import Data, evaluation_steps, train
 

@@ -105,6 +105,32 @@ def test_changing_a_probe_knob_reruns_only_probes(smoke):
                     "robustness_figures": 1, "all": 1}
 
 
+def test_the_state_interval_reruns_nothing(smoke):
+    # how often training saves its state changes no result: it is not a param of any rule
+    assert smoke.planned_jobs("--configfile", SMOKE, "--config", "grokking={state_every: 7}") == {}
+
+
+def test_a_step_run_by_hand_from_the_config_equals_the_studys_run(smoke, tmp_path):
+    """`robustgen <step> --config ...` reads the same knobs as the rule: the same table comes out."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    results = smoke.workdir / "results"
+    run = results / "grokking" / "mnist_embedded" / "alpha1_wd0.1_seed0"
+    command = [sys.executable, "-m", "robustgen", "probe-checkpoints", "--config", str(ROOT / "config.yaml"),
+               "--config", SMOKE, "--data", str(results / "data" / "grokking" / "mnist_embedded.pt"),
+               "--checkpoints", str(run / "checkpoints.pt"), "--run-json", str(run / "run.json"),
+               "--output", str(tmp_path / "probes.csv")]
+    subprocess.run(command, check=True, capture_output=True, cwd=ROOT)
+    study = results / "robustness" / "mnist_embedded" / "alpha1_wd0.1_seed0" / "checkpoints.csv"
+    assert (tmp_path / "probes.csv").read_bytes() == study.read_bytes()
+    subprocess.run(command[:-1] + [str(tmp_path / "fewer.csv"), "--set", "robustness.adversarial.steps=1"],
+                   check=True, capture_output=True, cwd=ROOT)
+    assert (tmp_path / "fewer.csv").read_bytes() != study.read_bytes()
+
+
 def test_changing_a_training_knob_reruns_training(smoke):
     jobs = smoke.planned_jobs("--configfile", SMOKE, "--config", "grokking={lr: 0.002}")
     assert jobs["train_grokking"] == 2 and "prepare_data" not in jobs and "train_capacity" not in jobs
@@ -126,7 +152,7 @@ def test_missing_dataset_offline_fails_with_instructions(workflow_factory, tmp_p
                   f"data={{dir: {tmp_path / 'empty'}, download: false}}", check=False)
     assert proc.returncode != 0
     log = (wf.workdir / "logs" / "data" / "grokking" / "mnist.log").read_text()
-    assert "Dataset 'mnist' was not found" in log and "robustgen download mnist" in log
+    assert "Dataset 'mnist' was not found" in log and "robustgen download --dataset mnist" in log
     assert "mnist_embedded" in log
     assert not (wf.workdir / "results" / "data" / "grokking" / "mnist.pt").exists()
 

@@ -111,3 +111,28 @@ def validate(config: dict, schema_path: Path = SCHEMA) -> dict:
 def tag(value: float) -> str:
     """A number as it appears in paths and tables: 8 → '8', 0.01 → '0.01', 1e-05 → '1e-05'."""
     return f"{float(value):g}"
+
+
+def merge(base: dict, update: dict) -> dict:
+    """`update` laid over `base`, mapping by mapping (as Snakemake merges --configfile and --config)."""
+    out = dict(base)
+    for key, value in update.items():
+        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def load(paths: list[Path], assignments: list[str] = ()) -> dict:
+    """The study configuration from config files merged in order, then `key.sub=value` assignments (YAML
+    values), validated: what a step run by hand reads instead of the knobs Snakemake passes it."""
+    config: dict = {}
+    for path in paths:
+        config = merge(config, yaml.safe_load(Path(path).read_text()) or {})
+    for assignment in assignments:
+        key, sep, text = assignment.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {assignment!r}: write it as KEY=VALUE, e.g. robustness.adversarial.steps=5")
+        update = yaml.safe_load(text)
+        for part in reversed(key.split(".")):
+            update = {part: update}
+        config = merge(config, update)
+    return validate(config)

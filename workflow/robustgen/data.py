@@ -1,4 +1,4 @@
-"""Datasets: the embedded MNIST and the torchvision image sets, as uint8 tensors (DESIGN.md §1).
+"""Datasets: the embedded MNIST and the torchvision image sets, as uint8 tensors (docs/protocols.md §1).
 
 Prepared splits are stored as uint8 pixels and integer labels; `as_float` turns them into the
 network's input (pixels in [0, 1], no normalisation, as Omnigrok) on the training device.
@@ -123,7 +123,7 @@ def _missing_message(name: str, root: Path, why: str) -> str:
     return (
         f"Dataset '{name}' was not found under '{root}' and {why}.\n"
         f"To fix it, either:\n"
-        f"  - on a machine with internet, run `python -m robustgen download {name} --data-dir {root}` and copy "
+        f"  - on a machine with internet, run `python -m robustgen download --dataset {name} --data-dir {root}` and copy "
         f"'{root}' here (config key data.dir), or\n"
         f"  - use the embedded offline MNIST instead: set the study's dataset to '{EMBEDDED}' in config.yaml."
     )

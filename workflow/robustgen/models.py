@@ -1,4 +1,4 @@
-"""Fully-connected ReLU networks with Omnigrok's init scaling (DESIGN.md §2)."""
+"""Fully-connected ReLU networks with Omnigrok's init scaling (docs/protocols.md §2)."""
 
 from __future__ import annotations
 

@@ -5,13 +5,13 @@
 
 rule train_capacity:
     input:
-        data="results/data/capacity/{dataset}.pt",
+        data=CAPACITY_DATA,
     output:
-        metrics="results/capacity/{dataset}/w{width}_d{depth}_{optimizer}_lr{lr}_bs{bs}_seed{seed}/metrics.csv",
-        run="results/capacity/{dataset}/w{width}_d{depth}_{optimizer}_lr{lr}_bs{bs}_seed{seed}/run.json",
-        model="results/capacity/{dataset}/w{width}_d{depth}_{optimizer}_lr{lr}_bs{bs}_seed{seed}/model.pt",
+        metrics=network_path("metrics.csv"),
+        run=network_path("run.json"),
+        model=network_path("model.pt"),
     log:
-        "logs/capacity/{dataset}/w{width}_d{depth}_{optimizer}_lr{lr}_bs{bs}_seed{seed}/train.log",
+        network_log("train.log"),
     group:
         "capacity"
     conda:
@@ -21,26 +21,24 @@ rule train_capacity:
         mem_mb=3000,
         runtime=30,
     params:
-        max_epochs=config["capacity"]["max_epochs"],
-        dtype=config["capacity"]["dtype"],
-        device=config["device"],
+        knobs=knobs("train-capacity"),
     shell:
-        "python -m robustgen train-capacity --data {input.data} --metrics {output.metrics}"
-        " --run-json {output.run} --model {output.model} --width {wildcards.width} --depth {wildcards.depth}"
-        " --optimizer {wildcards.optimizer} --lr {wildcards.lr} --batch-size {wildcards.bs}"
-        " --seed {wildcards.seed} --max-epochs {params.max_epochs} --dtype {params.dtype}"
-        " --device {params.device} --threads {threads} > {log} 2>&1"
+        "python -m robustgen train-capacity --knobs {params.knobs:q}"
+        " --width {wildcards.width} --depth {wildcards.depth} --optimizer {wildcards.optimizer}"
+        " --lr {wildcards.lr} --batch-size {wildcards.bs} --seed {wildcards.seed}"
+        " --data {input.data} --metrics {output.metrics} --run-json {output.run}"
+        " --model {output.model} --threads {threads} > {log} 2>&1"
 
 
 rule capacity_sensitivity:
     input:
-        data="results/data/capacity/{dataset}.pt",
-        model="results/capacity/{dataset}/w{width}_d{depth}_{optimizer}_lr{lr}_bs{bs}_seed{seed}/model.pt",
-        run="results/capacity/{dataset}/w{width}_d{depth}_{optimizer}_lr{lr}_bs{bs}_seed{seed}/run.json",
+        data=CAPACITY_DATA,
+        model=network_path("model.pt"),
+        run=network_path("run.json"),
     output:
-        "results/capacity/{dataset}/w{width}_d{depth}_{optimizer}_lr{lr}_bs{bs}_seed{seed}/sensitivity.csv",
+        network_path("sensitivity.csv"),
     log:
-        "logs/capacity/{dataset}/w{width}_d{depth}_{optimizer}_lr{lr}_bs{bs}_seed{seed}/sensitivity.log",
+        network_log("sensitivity.log"),
     group:
         "capacity"
     conda:
@@ -50,10 +48,11 @@ rule capacity_sensitivity:
         mem_mb=3000,
         runtime=20,
     params:
-        sizes=capacity_sensitivity_args(),
+        knobs=knobs("capacity-sensitivity"),
     shell:
-        "python -m robustgen capacity-sensitivity --data {input.data} --model {input.model}"
-        " --run-json {input.run} {params.sizes} --threads {threads} --output {output} > {log} 2>&1"
+        "python -m robustgen capacity-sensitivity --knobs {params.knobs:q} --data {input.data}"
+        " --model {input.model} --run-json {input.run} --threads {threads}"
+        " --output {output} > {log} 2>&1"
 
 
 rule capacity_tables:
@@ -72,11 +71,10 @@ rule capacity_tables:
         mem_mb=2000,
         runtime=10,
     params:
-        resamples=config["capacity"]["bootstrap"]["resamples"],
-        seed=config["capacity"]["bootstrap"]["seed"],
+        knobs=knobs("capacity-tables"),
     shell:
-        "python -m robustgen capacity-tables --runs {input.runs} --items {input.sensitivity}"
-        " --resamples {params.resamples} --bootstrap-seed {params.seed}"
+        "python -m robustgen capacity-tables --knobs {params.knobs:q} --runs {input.runs}"
+        " --items {input.sensitivity}"
         " --sweep {output.sweep} --correlations {output.correlations} > {log} 2>&1"
 
 

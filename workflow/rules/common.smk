@@ -1,4 +1,4 @@
-# Helpers shared by every stage: config validation, path templates, wildcard constraints, targets.
+# Helpers shared by every stage: config validation, the knobs each step reads, paths, wildcards, targets.
 import sys
 from pathlib import Path
 
@@ -9,13 +9,58 @@ sys.path.insert(0, str(PACKAGE_ROOT))
 # (the prefix is formatted like a shell command, hence the doubled braces)
 shell.prefix(f"export PYTHONPATH='{PACKAGE_ROOT}'${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
 
+from robustgen import cli
 from robustgen.config import tag, validate
+from robustgen.settings import CapacityGrid, GrokkingGrid, build
 
 validate(config)
+GROKKING = build(GrokkingGrid, config["grokking"], "grokking")
+CAPACITY = build(CapacityGrid, config["capacity"], "capacity")
 
-GROKKING_RUN = "results/grokking/{dataset}/alpha{alpha}_wd{wd}_seed{seed}"
-# How often a training job saves its full state for resuming: not a param, as it changes no result.
-TRAINING_STATE_EVERY = config["grokking"]["state_every"]
+
+def knobs(step):
+    """The slice of config.yaml that `step` reads, as its rule's param: a change there reruns the step,
+    a change anywhere else does not. A step whose sections depend on a wildcard gets a function.
+    """
+    if not any("{" in section for section in cli.STEPS[step].reads):
+        return cli.knobs(step, config)
+
+    def of_job(wildcards):
+        return cli.knobs(step, config, **dict(wildcards.items()))
+
+    return of_job
+
+
+# What a step reads but no result depends on (how often training saves its state): passed outside params,
+# so changing it reruns nothing (`snakemake --lint` notes the global; that is on purpose).
+TRAINING_STATE = cli.knobs("train-grokking", config, untracked=True)
+
+
+# Where things are: a person browsing results/ reads the settings off the paths.
+RUN = "{dataset}/alpha{alpha}_wd{wd}_seed{seed}"
+NETWORK = "{dataset}/w{width}_d{depth}_{optimizer}_lr{lr}_bs{bs}_seed{seed}"
+GROKKING_DATA = "results/data/grokking/{dataset}.pt"
+CAPACITY_DATA = "results/data/capacity/{dataset}.pt"
+
+
+def run_path(stage, name):
+    """Template of `name` in a grokking run's directory under results/{stage}/."""
+    return f"results/{stage}/{RUN}/{name}"
+
+
+def network_path(name):
+    """Template of `name` in a capacity-sweep network's directory."""
+    return f"results/capacity/{NETWORK}/{name}"
+
+
+def log_path(stage, name):
+    """Template of a grokking-run job's log: logs/ mirrors results/."""
+    return f"logs/{stage}/{RUN}/{name}"
+
+
+def network_log(name):
+    """Template of a capacity-sweep network job's log."""
+    return f"logs/capacity/{NETWORK}/{name}"
 
 
 wildcard_constraints:
@@ -33,20 +78,19 @@ wildcard_constraints:
 
 def grokking_runs():
     """Every (dataset, α, wd, seed) of the grokking grid, as wildcard dicts."""
-    g = config["grokking"]
     return [
         dict(dataset=dataset, alpha=tag(alpha), wd=tag(wd), seed=str(seed))
-        for dataset in g["datasets"]
-        for alpha in g["init_scales"]
-        for wd in g["weight_decays"]
-        for seed in g["seeds"]
+        for dataset in GROKKING.datasets
+        for alpha in GROKKING.init_scales
+        for wd in GROKKING.weight_decays
+        for seed in GROKKING.seeds
     ]
 
 
 def run_files(stage, name, dataset=None, seeds=None):
     """`name` in the directory of every run under results/{stage}/ (of one dataset, some seeds)."""
     return [
-        f"results/{stage}/{r['dataset']}/alpha{r['alpha']}_wd{r['wd']}_seed{r['seed']}/{name}"
+        run_path(stage, name).format(**r)
         for r in grokking_runs()
         if dataset in (None, r["dataset"])
         and (seeds is None or int(r["seed"]) in seeds)
@@ -55,36 +99,12 @@ def run_files(stage, name, dataset=None, seeds=None):
 
 def dataset_run_files(stage, name, first_seed_only=False):
     """Input function: `name` in the run directories of the job's {dataset} (or of its first seed)."""
-    seeds = [min(config["grokking"]["seeds"])] if first_seed_only else None
+    seeds = [min(GROKKING.seeds)] if first_seed_only else None
 
     def files(wildcards):
         return run_files(stage, name, wildcards.dataset, seeds)
 
     return files
-
-
-def probe_args(grid_and_adversarial):
-    """The robustness.* knobs as probe-command flags (the trajectory uses only the bisection ones)."""
-    r = config["robustness"]
-    args = [
-        f"--image-first {r['images']['first']} --image-count {r['images']['count']}",
-        f"--noise-seed {r['seed']} --noise {r['noise']} --draws {r['draws']}",
-        "--clip" if r["clip"] else "--no-clip",
-        f"--max-radius {r['max_radius']}",
-        f"--bracket-step {r['bisection']['bracket_step']} --tol {r['bisection']['tol']}",
-        f"--device {config['device']}",
-    ]
-    if grid_and_adversarial:
-        a = r["adversarial"]
-        args += [
-            "--grid-deltas " + " ".join(str(d) for d in r["grid_deltas"]),
-            "--adversarial-norms " + " ".join(a["norms"]),
-            f"--pgd-steps {a['steps']} --pgd-step-size {a['step_size']}",
-            "--pgd-targeted" if a["targeted"] else "--no-pgd-targeted",
-            f"--max-eps-l2 {a['max_eps']['l2']} --max-eps-linf {a['max_eps']['linf']}",
-            f"--tol-l2 {a['tol']['l2']} --tol-linf {a['tol']['linf']}",
-        ]
-    return " ".join(args)
 
 
 def group_files(stage, name):
@@ -98,90 +118,32 @@ def seed_files(name):
 
     def files(wildcards):
         return [
-            f"results/grokking/{wildcards.dataset}/alpha{wildcards.alpha}_wd{wildcards.wd}_seed{s}/{name}"
-            for s in config["grokking"]["seeds"]
+            run_path("grokking", name).format(**dict(wildcards.items(), seed=s))
+            for s in GROKKING.seeds
         ]
 
     return files
 
 
-def similarity_args():
-    c = config["similarity"]
-    return (
-        f"--image-first {c['images']['first']} --image-count {c['images']['count']}"
-        f" --estimator {c['estimator']} --rbf-threshold {c['rbf_threshold']} --batch-size {c['batch_size']}"
-        f" --trajectory-snapshots {c['snapshots']} --device {config['device']}"
-    )
-
-
 def capacity_networks():
     """Every network of the capacity sweep, as wildcard dicts."""
-    c = config["capacity"]
+    c = CAPACITY
     return [
         dict(
-            dataset=c["dataset"],
-            width=w,
-            depth=d,
-            optimizer=o,
-            lr=tag(lr),
-            bs=bs,
-            seed=s,
+            dataset=c.dataset, width=w, depth=d, optimizer=o, lr=tag(lr), bs=bs, seed=s
         )
-        for w in c["widths"]
-        for d in c["depths"]
-        for o in c["optimizers"]
-        for lr in c["lrs"]
-        for bs in c["batch_sizes"]
-        for s in c["seeds"]
+        for w in c.widths
+        for d in c.depths
+        for o in c.optimizers
+        for lr in c.lrs
+        for bs in c.batch_sizes
+        for s in c.seeds
     ]
 
 
 def capacity_network_files(name):
     """`name` in every capacity-sweep network's directory."""
-    return [
-        "results/capacity/{dataset}/w{width}_d{depth}_{optimizer}_lr{lr}_bs{bs}_seed{seed}/".format(
-            **n
-        )
-        + name
-        for n in capacity_networks()
-    ]
-
-
-def capacity_sensitivity_args():
-    c = config["capacity"]["sensitivity"]
-    return (
-        f"--test-points {c['test_points']} --train-points {c['train_points']} --ellipses {c['ellipses']}"
-        f" --ellipse-points {c['ellipse_points']} --jacobian-every {c['jacobian_every']}"
-        f" --anchor-seed {c['seed']} --device {config['device']}"
-    )
-
-
-def sensitivity_args(trajectory):
-    """The sensitivity.* knobs as command flags; the trajectory uses its own, lighter sizes."""
-    c = config["sensitivity"]
-    sizes = c["trajectory"] if trajectory else c
-    return (
-        f"--test-points {sizes['test_points']} --train-points {sizes['train_points']}"
-        f" --ellipses {sizes['ellipses']} --ellipse-points {c['ellipse_points']}"
-        f" --jacobian-every {c['jacobian_every']} --anchor-seed {c['seed']} --device {config['device']}"
-    )
-
-
-def study_train_size(wildcards):
-    return config[wildcards.study]["train_size"]
-
-
-def study_subset(wildcards):
-    """Omnigrok trains on the first images of a training set; the capacity sweep on a class-balanced draw."""
-    return {"grokking": "first", "capacity": "balanced"}[wildcards.study]
-
-
-def download_flag(wildcards):
-    return "--download" if config["data"]["download"] else "--no-download"
-
-
-def verify_flag(wildcards):
-    return "--verify" if config["data"]["verify_checksums"] else "--no-verify"
+    return [network_path(name).format(**n) for n in capacity_networks()]
 
 
 # What each stage puts in results/tables/ and, per dataset, in results/figures/{dataset}/.
@@ -215,9 +177,7 @@ def study_outputs():
         f"results/figures/{dataset}/{name}.png"
         for stage, names in FIGURES.items()
         for dataset in (
-            [config["capacity"]["dataset"]]
-            if stage == "capacity"
-            else config["grokking"]["datasets"]
+            [CAPACITY.dataset] if stage == "capacity" else GROKKING.datasets
         )
         for name in names
     ]

@@ -18,13 +18,7 @@ rule prepare_data:
         mem_mb=4000,
         runtime=30,
     params:
-        train_size=study_train_size,
-        subset=study_subset,
-        split_seed=config["data"]["split_seed"],
-        data_dir=config["data"]["dir"],
-        download=download_flag,
-        verify=verify_flag,
+        knobs=knobs("prepare-data"),
     shell:
-        "python -m robustgen prepare-data --dataset {wildcards.dataset}"
-        " --train-size {params.train_size} --subset {params.subset} --split-seed {params.split_seed}"
-        " --data-dir {params.data_dir:q} {params.download} {params.verify} --output {output} > {log} 2>&1"
+        "python -m robustgen prepare-data --knobs {params.knobs:q}"
+        " --study {wildcards.study} --dataset {wildcards.dataset} --output {output} > {log} 2>&1"

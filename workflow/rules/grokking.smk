@@ -3,15 +3,13 @@
 
 rule train_grokking:
     input:
-        data="results/data/grokking/{dataset}.pt",
+        data=GROKKING_DATA,
     output:
-        metrics="results/grokking/{dataset}/alpha{alpha}_wd{wd}_seed{seed}/metrics.csv",
-        run="results/grokking/{dataset}/alpha{alpha}_wd{wd}_seed{seed}/run.json",
-        snapshots=directory(
-            "results/grokking/{dataset}/alpha{alpha}_wd{wd}_seed{seed}/snapshots"
-        ),
+        metrics=run_path("grokking", "metrics.csv"),
+        run=run_path("grokking", "run.json"),
+        snapshots=directory(run_path("grokking", "snapshots")),
     log:
-        "logs/grokking/{dataset}/alpha{alpha}_wd{wd}_seed{seed}/train.log",
+        log_path("grokking", "train.log"),
     conda:
         "../../envs/robustgen.yaml"
     threads: 1
@@ -19,42 +17,24 @@ rule train_grokking:
         mem_mb=2000,
         runtime=60,
     params:
-        width=config["grokking"]["width"],
-        depth=config["grokking"]["depth"],
-        lr=config["grokking"]["lr"],
-        batch_size=config["grokking"]["batch_size"],
-        max_steps=config["grokking"]["max_steps"],
-        dtype=config["grokking"]["dtype"],
-        device=config["device"],
-        eval_per_decade=config["grokking"]["evaluation"]["per_decade"],
-        eval_max_interval=config["grokking"]["evaluation"]["max_interval"],
-        stop_test_acc=config["grokking"]["stop"]["test_acc"],
-        stop_steps_after=config["grokking"]["stop"]["steps_after"],
+        knobs=knobs("train-grokking"),
     shell:
-        "python -m robustgen train-grokking --data {input.data}"
-        " --metrics {output.metrics} --run-json {output.run} --snapshots {output.snapshots}"
-        # not a param on purpose (snakemake --lint notes it): the save interval changes no result, and
-        # a param would rerun every training job when it changes
-        " --state-every {TRAINING_STATE_EVERY}"
+        "python -m robustgen train-grokking --knobs {params.knobs:q} --knobs {TRAINING_STATE:q}"
         " --init-scale {wildcards.alpha} --weight-decay {wildcards.wd} --seed {wildcards.seed}"
-        " --width {params.width} --depth {params.depth} --lr {params.lr}"
-        " --batch-size {params.batch_size} --max-steps {params.max_steps}"
-        " --dtype {params.dtype} --device {params.device}"
-        " --eval-per-decade {params.eval_per_decade} --eval-max-interval {params.eval_max_interval}"
-        " --stop-test-acc {params.stop_test_acc} --stop-steps-after {params.stop_steps_after}"
-        " --threads {threads} > {log} 2>&1"
+        " --data {input.data} --metrics {output.metrics} --run-json {output.run}"
+        " --snapshots {output.snapshots} --threads {threads} > {log} 2>&1"
 
 
 rule extract_checkpoints:
     input:
-        metrics="results/grokking/{dataset}/alpha{alpha}_wd{wd}_seed{seed}/metrics.csv",
-        run="results/grokking/{dataset}/alpha{alpha}_wd{wd}_seed{seed}/run.json",
-        snapshots="results/grokking/{dataset}/alpha{alpha}_wd{wd}_seed{seed}/snapshots",
+        metrics=run_path("grokking", "metrics.csv"),
+        run=run_path("grokking", "run.json"),
+        snapshots=run_path("grokking", "snapshots"),
     output:
-        json="results/grokking/{dataset}/alpha{alpha}_wd{wd}_seed{seed}/checkpoints.json",
-        weights="results/grokking/{dataset}/alpha{alpha}_wd{wd}_seed{seed}/checkpoints.pt",
+        json=run_path("grokking", "checkpoints.json"),
+        weights=run_path("grokking", "checkpoints.pt"),
     log:
-        "logs/grokking/{dataset}/alpha{alpha}_wd{wd}_seed{seed}/extract.log",
+        log_path("grokking", "extract.log"),
     conda:
         "../../envs/robustgen.yaml"
     threads: 1
@@ -62,13 +42,10 @@ rule extract_checkpoints:
         mem_mb=1000,
         runtime=10,
     params:
-        memorised_train_acc=config["checkpoints"]["memorised_train_acc"],
-        generalised_test_acc=config["checkpoints"]["generalised_test_acc"],
+        knobs=knobs("extract-checkpoints"),
     shell:
-        "python -m robustgen extract-checkpoints"
+        "python -m robustgen extract-checkpoints --knobs {params.knobs:q}"
         " --metrics {input.metrics} --run-json {input.run} --snapshots {input.snapshots}"
-        " --memorised-train-acc {params.memorised_train_acc}"
-        " --generalised-test-acc {params.generalised_test_acc}"
         " --output-json {output.json} --output-weights {output.weights} > {log} 2>&1"
 
 

@@ -4,13 +4,13 @@
 
 rule probe_checkpoints:
     input:
-        data="results/data/grokking/{dataset}.pt",
-        checkpoints="results/grokking/{dataset}/alpha{alpha}_wd{wd}_seed{seed}/checkpoints.pt",
-        run="results/grokking/{dataset}/alpha{alpha}_wd{wd}_seed{seed}/run.json",
+        data=GROKKING_DATA,
+        checkpoints=run_path("grokking", "checkpoints.pt"),
+        run=run_path("grokking", "run.json"),
     output:
-        "results/robustness/{dataset}/alpha{alpha}_wd{wd}_seed{seed}/checkpoints.csv",
+        run_path("robustness", "checkpoints.csv"),
     log:
-        "logs/robustness/{dataset}/alpha{alpha}_wd{wd}_seed{seed}/checkpoints.log",
+        log_path("robustness", "checkpoints.log"),
     conda:
         "../../envs/robustgen.yaml"
     threads: 1
@@ -18,21 +18,22 @@ rule probe_checkpoints:
         mem_mb=2000,
         runtime=20,
     params:
-        probes=probe_args(grid_and_adversarial=True),
+        knobs=knobs("probe-checkpoints"),
     shell:
-        "python -m robustgen probe-checkpoints --data {input.data} --checkpoints {input.checkpoints}"
-        " --run-json {input.run} {params.probes} --threads {threads} --output {output} > {log} 2>&1"
+        "python -m robustgen probe-checkpoints --knobs {params.knobs:q} --data {input.data}"
+        " --checkpoints {input.checkpoints} --run-json {input.run} --threads {threads}"
+        " --output {output} > {log} 2>&1"
 
 
 rule probe_trajectory:
     input:
-        data="results/data/grokking/{dataset}.pt",
-        snapshots="results/grokking/{dataset}/alpha{alpha}_wd{wd}_seed{seed}/snapshots",
-        run="results/grokking/{dataset}/alpha{alpha}_wd{wd}_seed{seed}/run.json",
+        data=GROKKING_DATA,
+        snapshots=run_path("grokking", "snapshots"),
+        run=run_path("grokking", "run.json"),
     output:
-        "results/robustness/{dataset}/alpha{alpha}_wd{wd}_seed{seed}/trajectory.csv",
+        run_path("robustness", "trajectory.csv"),
     log:
-        "logs/robustness/{dataset}/alpha{alpha}_wd{wd}_seed{seed}/trajectory.log",
+        log_path("robustness", "trajectory.log"),
     conda:
         "../../envs/robustgen.yaml"
     threads: 1
@@ -40,13 +41,11 @@ rule probe_trajectory:
         mem_mb=2000,
         runtime=20,
     params:
-        probes=probe_args(grid_and_adversarial=False),
-        snapshots=config["robustness"]["trajectory"]["snapshots"],
-        images=config["robustness"]["trajectory"]["images"],
+        knobs=knobs("probe-trajectory"),
     shell:
-        "python -m robustgen probe-trajectory --data {input.data} --snapshots {input.snapshots}"
-        " --run-json {input.run} {params.probes} --trajectory-snapshots {params.snapshots}"
-        " --trajectory-images {params.images} --threads {threads} --output {output} > {log} 2>&1"
+        "python -m robustgen probe-trajectory --knobs {params.knobs:q} --data {input.data}"
+        " --snapshots {input.snapshots} --run-json {input.run} --threads {threads}"
+        " --output {output} > {log} 2>&1"
 
 
 rule robustness_tables:
@@ -67,12 +66,11 @@ rule robustness_tables:
         mem_mb=2000,
         runtime=10,
     params:
-        resamples=config["robustness"]["bootstrap"]["resamples"],
-        seed=config["robustness"]["bootstrap"]["seed"],
+        knobs=knobs("robustness-tables"),
     shell:
-        "python -m robustgen robustness-tables --checkpoint-probes {input.checkpoints}"
-        " --trajectory-probes {input.trajectory} --runs {input.runs} --metrics {input.metrics}"
-        " --resamples {params.resamples} --bootstrap-seed {params.seed}"
+        "python -m robustgen robustness-tables --knobs {params.knobs:q}"
+        " --checkpoint-probes {input.checkpoints} --trajectory-probes {input.trajectory}"
+        " --runs {input.runs} --metrics {input.metrics}"
         " --summary {output.summary} --trajectory {output.trajectory} > {log} 2>&1"
 
 

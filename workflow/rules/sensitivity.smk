@@ -4,13 +4,13 @@
 
 rule sensitivity_checkpoints:
     input:
-        data="results/data/grokking/{dataset}.pt",
-        checkpoints="results/grokking/{dataset}/alpha{alpha}_wd{wd}_seed{seed}/checkpoints.pt",
-        run="results/grokking/{dataset}/alpha{alpha}_wd{wd}_seed{seed}/run.json",
+        data=GROKKING_DATA,
+        checkpoints=run_path("grokking", "checkpoints.pt"),
+        run=run_path("grokking", "run.json"),
     output:
-        "results/sensitivity/{dataset}/alpha{alpha}_wd{wd}_seed{seed}/checkpoints.csv",
+        run_path("sensitivity", "checkpoints.csv"),
     log:
-        "logs/sensitivity/{dataset}/alpha{alpha}_wd{wd}_seed{seed}/checkpoints.log",
+        log_path("sensitivity", "checkpoints.log"),
     conda:
         "../../envs/robustgen.yaml"
     threads: 1
@@ -18,21 +18,22 @@ rule sensitivity_checkpoints:
         mem_mb=3000,
         runtime=20,
     params:
-        sizes=sensitivity_args(trajectory=False),
+        knobs=knobs("sensitivity-checkpoints"),
     shell:
-        "python -m robustgen sensitivity-checkpoints --data {input.data} --checkpoints {input.checkpoints}"
-        " --run-json {input.run} {params.sizes} --threads {threads} --output {output} > {log} 2>&1"
+        "python -m robustgen sensitivity-checkpoints --knobs {params.knobs:q} --data {input.data}"
+        " --checkpoints {input.checkpoints} --run-json {input.run} --threads {threads}"
+        " --output {output} > {log} 2>&1"
 
 
 rule sensitivity_trajectory:
     input:
-        data="results/data/grokking/{dataset}.pt",
-        snapshots="results/grokking/{dataset}/alpha{alpha}_wd{wd}_seed{seed}/snapshots",
-        run="results/grokking/{dataset}/alpha{alpha}_wd{wd}_seed{seed}/run.json",
+        data=GROKKING_DATA,
+        snapshots=run_path("grokking", "snapshots"),
+        run=run_path("grokking", "run.json"),
     output:
-        "results/sensitivity/{dataset}/alpha{alpha}_wd{wd}_seed{seed}/trajectory.csv",
+        run_path("sensitivity", "trajectory.csv"),
     log:
-        "logs/sensitivity/{dataset}/alpha{alpha}_wd{wd}_seed{seed}/trajectory.log",
+        log_path("sensitivity", "trajectory.log"),
     conda:
         "../../envs/robustgen.yaml"
     threads: 1
@@ -40,12 +41,11 @@ rule sensitivity_trajectory:
         mem_mb=3000,
         runtime=30,
     params:
-        sizes=sensitivity_args(trajectory=True),
-        snapshots=config["sensitivity"]["trajectory"]["snapshots"],
+        knobs=knobs("sensitivity-trajectory"),
     shell:
-        "python -m robustgen sensitivity-trajectory --data {input.data} --snapshots {input.snapshots}"
-        " --run-json {input.run} {params.sizes} --trajectory-snapshots {params.snapshots}"
-        " --threads {threads} --output {output} > {log} 2>&1"
+        "python -m robustgen sensitivity-trajectory --knobs {params.knobs:q} --data {input.data}"
+        " --snapshots {input.snapshots} --run-json {input.run} --threads {threads}"
+        " --output {output} > {log} 2>&1"
 
 
 rule sensitivity_tables:
@@ -105,7 +105,7 @@ rule sensitivity_figures:
 
 rule sensitivity_slices:
     input:
-        data="results/data/grokking/{dataset}.pt",
+        data=GROKKING_DATA,
         checkpoints=dataset_run_files(
             "grokking", "checkpoints.pt", first_seed_only=True
         ),
@@ -126,11 +126,7 @@ rule sensitivity_slices:
         mem_mb=2000,
         runtime=10,
     params:
-        resolution=config["sensitivity"]["slice_resolution"],
-        margin=config["sensitivity"]["slice_margin"],
-        seed=config["sensitivity"]["seed"],
+        knobs=knobs("sensitivity-slices"),
     shell:
-        "python -m robustgen sensitivity-slices --data {input.data} --checkpoints {input.checkpoints}"
-        " --runs {input.runs} --resolution {params.resolution} --margin {params.margin}"
-        " --anchor-seed {params.seed}"
-        " --threads {threads} --png {output.png} --pdf {output.pdf} > {log} 2>&1"
+        "python -m robustgen sensitivity-slices --knobs {params.knobs:q} --data {input.data}"
+        " --checkpoints {input.checkpoints} --runs {input.runs} --threads {threads} --png {output.png} --pdf {output.pdf} > {log} 2>&1"

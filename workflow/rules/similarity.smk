@@ -4,15 +4,15 @@
 
 rule similarity_run:
     input:
-        data="results/data/grokking/{dataset}.pt",
-        checkpoints="results/grokking/{dataset}/alpha{alpha}_wd{wd}_seed{seed}/checkpoints.pt",
-        snapshots="results/grokking/{dataset}/alpha{alpha}_wd{wd}_seed{seed}/snapshots",
-        run="results/grokking/{dataset}/alpha{alpha}_wd{wd}_seed{seed}/run.json",
+        data=GROKKING_DATA,
+        checkpoints=run_path("grokking", "checkpoints.pt"),
+        snapshots=run_path("grokking", "snapshots"),
+        run=run_path("grokking", "run.json"),
     output:
-        layers="results/similarity/{dataset}/alpha{alpha}_wd{wd}_seed{seed}/layers.csv",
-        trajectory="results/similarity/{dataset}/alpha{alpha}_wd{wd}_seed{seed}/trajectory.csv",
+        layers=run_path("similarity", "layers.csv"),
+        trajectory=run_path("similarity", "trajectory.csv"),
     log:
-        "logs/similarity/{dataset}/alpha{alpha}_wd{wd}_seed{seed}/run.log",
+        log_path("similarity", "run.log"),
     conda:
         "../../envs/robustgen.yaml"
     threads: 1
@@ -20,16 +20,17 @@ rule similarity_run:
         mem_mb=3000,
         runtime=15,
     params:
-        cka=similarity_args(),
+        knobs=knobs("similarity-run"),
     shell:
-        "python -m robustgen similarity-run --data {input.data} --checkpoints {input.checkpoints}"
-        " --snapshots {input.snapshots} --run-json {input.run} {params.cka} --threads {threads}"
+        "python -m robustgen similarity-run --knobs {params.knobs:q} --data {input.data}"
+        " --checkpoints {input.checkpoints} --snapshots {input.snapshots} --run-json {input.run}"
+        " --threads {threads}"
         " --layers {output.layers} --trajectory {output.trajectory} > {log} 2>&1"
 
 
 rule similarity_seeds:
     input:
-        data="results/data/grokking/{dataset}.pt",
+        data=GROKKING_DATA,
         checkpoints=seed_files("checkpoints.pt"),
         runs=seed_files("run.json"),
     output:
@@ -43,10 +44,11 @@ rule similarity_seeds:
         mem_mb=3000,
         runtime=15,
     params:
-        cka=similarity_args(),
+        knobs=knobs("similarity-seeds"),
     shell:
-        "python -m robustgen similarity-seeds --data {input.data} --checkpoints {input.checkpoints}"
-        " --runs {input.runs} {params.cka} --threads {threads} --output {output} > {log} 2>&1"
+        "python -m robustgen similarity-seeds --knobs {params.knobs:q} --data {input.data}"
+        " --checkpoints {input.checkpoints} --runs {input.runs} --threads {threads}"
+        " --output {output} > {log} 2>&1"
 
 
 rule similarity_tables:

@@ -1,50 +1,29 @@
 """The representation-similarity stage: layer × layer CKA within and between a run's checkpoints, across
-seeds, and from every milestone snapshot to the final network (DESIGN.md §7; Cianfarani et al. 2022)."""
+seeds, and from every milestone snapshot to the final network (docs/protocols.md §7; Cianfarani et al. 2022)."""
 
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import torch
 
-from . import data as datasets
-from .grokking import RUN_COLUMNS, milestone_snapshots, run_identity, stored_checkpoints
-from .similarity import Representation, layer_activations
-from .train import DTYPES, resolve_device
+from ..measures.similarity import Representation, layer_activations
+from ..runs import RUN_COLUMNS, accuracy_by_step, milestone_snapshots, open_run, stored_checkpoints
+from ..settings import Similarity
 
 CHECKPOINT_PAIRS = (("memorised", "memorised"), ("generalised", "generalised"), ("final", "final"),
                     ("memorised", "generalised"), ("memorised", "final"), ("generalised", "final"))
 
 
-@dataclass
-class SimilaritySettings:
-    """Every knob of the CKA stage, as plain values (each arrives through the rule's params)."""
-
-    image_first: int = 0
-    image_count: int = 1000
-    estimator: str = "linear"
-    rbf_threshold: float = 1.0
-    batch_size: int = 0
-    snapshots: int = 24
-    device: str = "auto"
+def _images(split_path: Path, run_json: Path, s: Similarity, device: str):
+    run = open_run(split_path, run_json, device)
+    x, _, _ = run.test_images(s.images.first, s.images.count, "similarity.images")
+    return run.identity, run.device, x
 
 
-def _images(split_path: Path, run_json: Path, s: SimilaritySettings):
-    run, dtype = run_identity(run_json)
-    device = resolve_device(s.device)
-    split = datasets.read_split(split_path)
-    if s.image_first + s.image_count > len(split.test_x):
-        raise ValueError(f"similarity.images asks for test images {s.image_first}..{s.image_first + s.image_count - 1}"
-                         f" but the test set has {len(split.test_x)}; lower similarity.images.first or .count")
-    x = datasets.as_float(split.test_x[s.image_first:s.image_first + s.image_count], device=device,
-                          dtype=DTYPES[dtype])
-    return run, device, x
-
-
-def _representation(model, x, s: SimilaritySettings) -> tuple[list[str], Representation]:
+def _representation(model, x, s: Similarity) -> tuple[list[str], Representation]:
     """(layer names, the network's prepared representation of the images)."""
     acts = layer_activations(model, x)
     return list(acts), Representation(list(acts.values()), estimator=s.estimator, rbf_threshold=s.rbf_threshold,
@@ -52,10 +31,10 @@ def _representation(model, x, s: SimilaritySettings) -> tuple[list[str], Represe
 
 
 def run_similarity(split_path: Path, checkpoints_path: Path, snapshot_dir: Path, run_json: Path,
-                   s: SimilaritySettings) -> tuple[pd.DataFrame, pd.DataFrame]:
+                   s: Similarity, device: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(layer × layer CKA within and between the run's checkpoints, per-layer CKA of every milestone
     snapshot with the final network)."""
-    run, device, x = _images(split_path, run_json, s)
+    run, device, x = _images(split_path, run_json, s, device)
     reps = {name: _representation(model, x, s) for name, _, model in stored_checkpoints(checkpoints_path, device)}
     rows = []
     for a, b in CHECKPOINT_PAIRS:
@@ -77,13 +56,13 @@ def run_similarity(split_path: Path, checkpoints_path: Path, snapshot_dir: Path,
 
 
 def across_seeds(split_path: Path, checkpoints_paths: list[Path], run_jsons: list[Path],
-                 s: SimilaritySettings) -> pd.DataFrame:
+                 s: Similarity, device: str) -> pd.DataFrame:
     """Per layer, the CKA between the same checkpoint of two seeds of one (dataset, α, wd)."""
     reps, identities = {}, {}
     for checkpoints, run_json in zip(checkpoints_paths, run_jsons, strict=True):
-        run, device, x = _images(split_path, run_json, s)
+        run, run_device, x = _images(split_path, run_json, s, device)
         identities[run["seed"]] = run
-        for name, _, model in stored_checkpoints(checkpoints, device):
+        for name, _, model in stored_checkpoints(checkpoints, run_device):
             reps[(run["seed"], name)] = _representation(model, x, s)
     rows = []  # stays empty for a single seed
     for seed_a, seed_b in itertools.combinations(sorted(identities), 2):
@@ -99,3 +78,9 @@ def across_seeds(split_path: Path, checkpoints_paths: list[Path], run_jsons: lis
 
 
 SEED_COLUMNS = ("dataset", "init_scale", "weight_decay", "checkpoint", "seed_a", "seed_b", "layer", "cka")
+
+
+def trajectory_with_accuracy(trajectory: pd.DataFrame, metrics: dict[tuple, pd.DataFrame]) -> pd.DataFrame:
+    """cka_trajectory.csv: the per-layer CKA to the final network beside each snapshot's test accuracy."""
+    keys = [*RUN_COLUMNS, "step"]
+    return trajectory.merge(accuracy_by_step(metrics)[keys + ["test_acc"]], on=keys, how="left")

@@ -1,4 +1,4 @@
-"""Robustness probes: random-noise radius (grid and bisection) and adversarial radius (DESIGN.md §4).
+"""Robustness probes: random-noise radius (grid and bisection) and adversarial radius (docs/protocols.md §4).
 
 All probes are batched over images × draws (or images × PGD iterates) and return one radius per image:
 NaN for images misclassified without perturbation (excluded), +inf where no misclassification was found
@@ -12,7 +12,7 @@ import math
 import torch
 from torch import nn
 
-from .evaluation import predict
+from ..evaluation import predict
 
 NOISES = ("uniform", "gaussian", "sign")
 NORMS = ("l2", "linf")

@@ -1,4 +1,4 @@
-"""The capacity-vs-generalisation sweep (Novak et al. Figure 1; DESIGN.md §6): fully-connected networks of
+"""The capacity-vs-generalisation sweep (Novak et al. Figure 1; docs/protocols.md §6): fully-connected networks of
 many widths and depths trained to 100 % training accuracy with the one trainer, their generalisation gap,
 and its relation to parameter count and to the sensitivity measures."""
 
@@ -6,38 +6,24 @@ from __future__ import annotations
 
 import math
 import platform
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from . import data as datasets
-from .evaluation import evaluate
-from .io import atomic_torch_save, load_file, read_json, write_csv, write_json
-from .models import build, from_state, model_spec, num_parameters
-from .sensitivity import trajectory_anchors
-from .sensitivity_study import SensitivitySettings, measure_network
-from .stats import bootstrap_correlation
-from .train import DTYPES, METRICS, Data, adam_options, resolve_device, train
+from .. import data as datasets
+from ..evaluation import evaluate
+from ..io import atomic_torch_save, load_file, read_json, write_csv, write_json
+from ..measures.sensitivity import trajectory_anchors
+from ..measures.stats import bootstrap_correlation
+from ..models import build, from_state, model_spec, num_parameters
+from ..settings import Bootstrap, CapacityTraining, Sensitivity
+from ..train import DTYPES, METRICS, Data, adam_options, resolve_device, train
+from .sensitivity import measure_network
 
 OPTIMIZERS = ("adam", "sgd")
-
-
-@dataclass
-class CapacitySettings:
-    """Every knob of one network of the sweep, as plain values (each arrives through the rule's params)."""
-
-    width: int
-    depth: int
-    optimizer: str
-    lr: float
-    batch_size: int
-    seed: int
-    max_epochs: int = 200
-    dtype: str = "float32"
-    device: str = "auto"
 
 
 def standardised_inputs(split: datasets.Split, *, device, dtype):
@@ -63,22 +49,26 @@ def fitted(history: list[dict]) -> str | None:
     return "fitted" if history[-1]["train_acc"] == 1.0 else None
 
 
-def run(split_path: Path, s: CapacitySettings, *, metrics_path: Path, run_path: Path, model_path: Path) -> dict:
-    """Train one network with cross-entropy until 100 % training accuracy or `max_epochs` (evaluated once
-    per epoch); write its per-epoch log, its summary (returned) and its final weights."""
-    device, dtype = resolve_device(s.device), DTYPES[s.dtype]
+def run(split_path: Path, training: CapacityTraining, *, width: int, depth: int, optimizer: str, lr: float,
+        batch_size: int, seed: int, device: str, metrics_path: Path, run_path: Path, model_path: Path) -> dict:
+    """Train one network (of `width`, `depth`, trained by `optimizer` at `lr` in batches of `batch_size`
+    from `seed`) with cross-entropy until 100 % training accuracy or `max_epochs` (evaluated once per
+    epoch); write its per-epoch log, its summary (returned) and its final weights."""
+    settings = dict(width=width, depth=depth, optimizer=optimizer, lr=lr, batch_size=batch_size, seed=seed,
+                    **asdict(training), device=device)
+    device, dtype = resolve_device(device), DTYPES[training.dtype]
     split = datasets.read_split(split_path)
     train_x, test_x = standardised_inputs(split, device=device, dtype=dtype)
     train_y, test_y = split.train_y.to(device), split.test_y.to(device)
-    spec = model_spec(split.input_dim, s.width, s.depth, split.num_classes)
-    torch.manual_seed(s.seed)
+    spec = model_spec(split.input_dim, width, depth, split.num_classes)
+    torch.manual_seed(seed)
     model = build(spec).to(device=device, dtype=dtype)
-    steps_per_epoch = math.ceil(len(train_x) / s.batch_size)
-    max_steps = s.max_epochs * steps_per_epoch
-    result = train(model, Data(train_x, train_y), make_optimizer(s.optimizer, model.parameters(), s.lr, device),
-                   loss="cross_entropy", batch_size=s.batch_size, max_steps=max_steps,
+    steps_per_epoch = math.ceil(len(train_x) / batch_size)
+    max_steps = training.max_epochs * steps_per_epoch
+    result = train(model, Data(train_x, train_y), make_optimizer(optimizer, model.parameters(), lr, device),
+                   loss="cross_entropy", batch_size=batch_size, max_steps=max_steps,
                    eval_steps=range(0, max_steps + 1, steps_per_epoch),
-                   generator=torch.Generator(device=device).manual_seed(s.seed), should_stop=fitted)
+                   generator=torch.Generator(device=device).manual_seed(seed), should_stop=fitted)
     model.eval()
     test_loss, test_acc = evaluate(model, test_x, test_y, "cross_entropy").tolist()
     log = pd.DataFrame(result.history, columns=METRICS).drop(columns=["test_loss", "test_acc"])
@@ -86,7 +76,7 @@ def run(split_path: Path, s: CapacitySettings, *, metrics_path: Path, run_path: 
     write_csv(log, metrics_path)
     final = result.history[-1]
     summary = dict(
-        settings=asdict(s), data=split.meta, model_spec=spec, parameters=num_parameters(model),
+        settings=settings, data=split.meta, model_spec=spec, parameters=num_parameters(model),
         epochs=result.steps // steps_per_epoch, steps=result.steps, stop_reason=result.stop_reason,
         reached_full_train_acc=final["train_acc"] == 1.0,
         train_loss=final["train_loss"], train_acc=final["train_acc"], test_loss=test_loss, test_acc=test_acc,
@@ -98,11 +88,11 @@ def run(split_path: Path, s: CapacitySettings, *, metrics_path: Path, run_path: 
     return summary
 
 
-def measure(split_path: Path, model_path: Path, run_path: Path, s: SensitivitySettings) -> pd.DataFrame:
+def measure(split_path: Path, model_path: Path, run_path: Path, s: Sensitivity, device: str) -> pd.DataFrame:
     """Per-item sensitivity of one trained network: the Jacobian norm at test and training points and the
     transitions along ellipses through test points of different and of the same class (the grokking
     study's settings and measurement, on the sweep's standardised inputs)."""
-    device = resolve_device(s.device)
+    device = resolve_device(device)
     blob = load_file(model_path, device)
     model = from_state(blob["model_spec"], blob["state_dict"], device=device)
     dtype = next(model.parameters()).dtype
@@ -160,7 +150,7 @@ CORRELATIONS = (  # (x, transform of x, y): what Novak relates the generalisatio
 )
 
 
-def correlations(table: pd.DataFrame, *, resamples: int, seed: int) -> pd.DataFrame:
+def correlations(table: pd.DataFrame, s: Bootstrap) -> pd.DataFrame:
     """Pearson and Spearman correlations (bootstrap 95 % intervals over networks) of the generalisation
     gap with log parameter count, log Jacobian norm and transition density, over the networks that
     reached 100 % training accuracy (Novak's population)."""
@@ -172,7 +162,7 @@ def correlations(table: pd.DataFrame, *, resamples: int, seed: int) -> pd.DataFr
         y = fitted_nets[y_name].to_numpy(dtype=float)
         row = dict(x=x_name, x_transform=transform, y=y_name, n=len(x))
         for method in ("pearson", "spearman"):
-            r, low, high = bootstrap_correlation(x, y, method=method, resamples=resamples, seed=seed)
+            r, low, high = bootstrap_correlation(x, y, method=method, resamples=s.resamples, seed=s.seed)
             row |= {method: r, f"{method}_ci_low": low, f"{method}_ci_high": high}
         rows.append(row)
     return pd.DataFrame(rows)

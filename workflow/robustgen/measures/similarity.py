@@ -1,4 +1,4 @@
-"""Representation similarity: centred kernel alignment (CKA) between layers and networks (DESIGN.md §7).
+"""Representation similarity: centred kernel alignment (CKA) between layers and networks (docs/protocols.md §7).
 
 Kornblith et al. 2019 (linear and RBF CKA), Song et al. 2012 (the unbiased HSIC estimator behind the
 debiased CKA), Nguyen et al. 2021 (minibatch CKA: unbiased HSIC accumulated over minibatches).

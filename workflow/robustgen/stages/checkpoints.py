@@ -1,10 +1,15 @@
-"""Memorised / generalised / final checkpoints from a run's metric log (DESIGN.md §3, Walker's protocol)."""
+"""Memorised / generalised / final checkpoints from a run's metric log (docs/protocols.md §3, Walker's protocol)."""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pandas as pd
+
+from ..io import load_file, read_json
+from ..runs import snapshot_path
+from ..settings import CheckpointThresholds
 
 CHECKPOINTS = ("memorised", "generalised", "final")
 
@@ -56,3 +61,18 @@ def extract(metrics: pd.DataFrame, *, memorised_train_acc: float, generalised_te
         thresholds=dict(memorised_train_acc=memorised_train_acc, generalised_test_acc=generalised_test_acc),
         status=status(found, stop_reason),
     )
+
+
+def extract_run(metrics_csv: Path, run_json: Path, snapshot_dir: Path, thresholds: CheckpointThresholds):
+    """(checkpoints.json content, checkpoints.pt content) of a run: the checkpoints found in its metric log,
+    and the weights of each reached one, taken from its snapshot."""
+    run = read_json(run_json)
+    found = extract(pd.read_csv(metrics_csv), memorised_train_acc=thresholds.memorised_train_acc,
+                    generalised_test_acc=thresholds.generalised_test_acc, stop_reason=run["stop_reason"])
+    weights = {}
+    for name, cp in found["checkpoints"].items():
+        if cp["reached"]:
+            path = snapshot_path(snapshot_dir, cp["step"])
+            cp["snapshot"] = path.name
+            weights[name] = dict(step=cp["step"], state_dict=load_file(path)["state_dict"])
+    return found, dict(model_spec=run["model_spec"], checkpoints=weights)

@@ -1,4 +1,4 @@
-"""Sensitivity of a network to its input (Novak et al. 2018; DESIGN.md §5).
+"""Sensitivity of a network to its input (Novak et al. 2018; docs/protocols.md §5).
 
 - Jacobian norm: ‖∂ softmax(f(x)) / ∂x‖_F per point, batched with torch.func (vmap of jacrev).
 - Transitions: the ReLU activation code c(x) (1 where a hidden unit's pre-activation is > 0) and the sum of
@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.func import jacrev, vmap
 
-from .models import relu_layers
+from ..models import relu_layers
 
 KINDS = ("random", "different_class", "same_class")
 

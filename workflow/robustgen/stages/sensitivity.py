@@ -1,20 +1,18 @@
 """The sensitivity stage: per-item measurements of a run's checkpoints and snapshots, and their summaries
-(DESIGN.md §5). One set of measurements per network, shared by checkpoints and snapshots."""
+(docs/protocols.md §5). One set of measurements per network, shared by checkpoints and snapshots."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from . import data as datasets
-from .grokking import RUN_COLUMNS, milestone_snapshots, run_identity, stored_checkpoints
-from .tables import stack
-from .sensitivity import KINDS, jacobian_norms, trajectory_anchors, trajectory_sensitivity
-from .train import DTYPES, resolve_device
+from ..measures.sensitivity import KINDS, jacobian_norms, region_slice, trajectory_anchors, trajectory_sensitivity
+from ..runs import RUN_COLUMNS, accuracy_by_step, milestone_snapshots, open_run, stored_checkpoints
+from ..settings import RegionSlices, Sensitivity, SensitivityTrajectory
+from ..tables import stack
 
 ITEM_COLUMNS = ("checkpoint", "step", "where", "item", "jacobian_norm", "transitions", "length",
                 "transition_density")
@@ -44,28 +42,12 @@ def study_anchors(train_x: torch.Tensor, train_y: torch.Tensor, ellipses_per_kin
 WHERE_ORDER = ("test_points", "train_points", "random", "different_class", "same_class")
 
 
-@dataclass
-class SensitivitySettings:
-    """Every knob of the sensitivity measurements, as plain values (each arrives through params)."""
-
-    test_points: int = 1000
-    train_points: int = 1000
-    ellipses: int = 100
-    ellipse_points: int = 256
-    jacobian_every: int = 8
-    seed: int = 0
-    device: str = "auto"
-
-
-def _inputs(split_path: Path, run_json: Path, s: SensitivitySettings):
-    run, dtype = run_identity(run_json)
-    device = resolve_device(s.device)
-    split = datasets.read_split(split_path)
-    as_float = lambda images: datasets.as_float(images, device=device, dtype=DTYPES[dtype])
-    test_x = as_float(split.test_x[:s.test_points])
-    train_x = as_float(split.train_x[:s.train_points])
-    anchors = study_anchors(as_float(split.train_x), split.train_y, s.ellipses, s.seed)
-    return run, device, test_x, train_x, anchors
+def _inputs(split_path: Path, run_json: Path, s: Sensitivity, device: str):
+    run = open_run(split_path, run_json, device)
+    test_x = run.floats(run.split.test_x[:s.test_points])
+    train_x = run.floats(run.split.train_x[:s.train_points])
+    anchors = study_anchors(run.floats(run.split.train_x), run.split.train_y, s.ellipses, s.seed)
+    return run, test_x, train_x, anchors
 
 
 def _frame(run: dict, checkpoint: str, step: int, items: pd.DataFrame) -> pd.DataFrame:
@@ -73,26 +55,46 @@ def _frame(run: dict, checkpoint: str, step: int, items: pd.DataFrame) -> pd.Dat
     return items[[*RUN_COLUMNS, *ITEM_COLUMNS]]
 
 
-def measure_checkpoints(split_path: Path, checkpoints_path: Path, run_json: Path,
-                        s: SensitivitySettings) -> pd.DataFrame:
+def measure_checkpoints(split_path: Path, checkpoints_path: Path, run_json: Path, s: Sensitivity,
+                        device: str) -> pd.DataFrame:
     """Per-item sensitivity of every reached checkpoint of a run."""
-    run, device, test_x, train_x, anchors = _inputs(split_path, run_json, s)
-    frames = [_frame(run, name, step, measure_network(model, test_x, train_x, anchors,
-                                                      ellipse_points=s.ellipse_points,
-                                                      jacobian_every=s.jacobian_every))
-              for name, step, model in stored_checkpoints(checkpoints_path, device)]
+    run, test_x, train_x, anchors = _inputs(split_path, run_json, s, device)
+    frames = [_frame(run.identity, name, step, measure_network(model, test_x, train_x, anchors,
+                                                               ellipse_points=s.ellipse_points,
+                                                               jacobian_every=s.jacobian_every))
+              for name, step, model in stored_checkpoints(checkpoints_path, run.device)]
     return stack(frames, (*RUN_COLUMNS, *ITEM_COLUMNS))
 
 
-def measure_trajectory(split_path: Path, snapshot_dir: Path, run_json: Path, s: SensitivitySettings, *,
-                       snapshots: int) -> pd.DataFrame:
-    """Per-item sensitivity at `snapshots` log-spaced milestone snapshots of a run (0 = all)."""
-    run, device, test_x, train_x, anchors = _inputs(split_path, run_json, s)
-    frames = [_frame(run, "snapshot", step, measure_network(model, test_x, train_x, anchors,
-                                                            ellipse_points=s.ellipse_points,
-                                                            jacobian_every=s.jacobian_every))
-              for step, model in milestone_snapshots(snapshot_dir, snapshots, device)]
+def measure_trajectory(split_path: Path, snapshot_dir: Path, run_json: Path, t: SensitivityTrajectory,
+                       device: str) -> pd.DataFrame:
+    """Per-item sensitivity at `trajectory.snapshots` log-spaced milestone snapshots of a run (0 = all), with
+    the trajectory's lighter sizes."""
+    s = t.at_snapshots()
+    run, test_x, train_x, anchors = _inputs(split_path, run_json, s, device)
+    frames = [_frame(run.identity, "snapshot", step, measure_network(model, test_x, train_x, anchors,
+                                                                     ellipse_points=s.ellipse_points,
+                                                                     jacobian_every=s.jacobian_every))
+              for step, model in milestone_snapshots(snapshot_dir, t.trajectory.snapshots, run.device)]
     return stack(frames, (*RUN_COLUMNS, *ITEM_COLUMNS))
+
+
+def region_slices(split_path: Path, checkpoints_paths: list[Path], run_jsons: list[Path],
+                  s: RegionSlices) -> list[dict]:
+    """Novak's Figure 3 for the memorised and generalised networks of each run: the last hidden layer's
+    region boundaries on the plane through three training points of different classes (the first
+    different-class anchors of the run's ellipses)."""
+    slices = []
+    for checkpoints, run_json in zip(checkpoints_paths, run_jsons, strict=True):
+        run = open_run(split_path, run_json, "cpu")
+        anchors = trajectory_anchors("different_class", run.floats(run.split.train_x), run.split.train_y, 1,
+                                     torch.Generator().manual_seed(s.seed))[0]
+        for name, step, model in stored_checkpoints(checkpoints, "cpu"):
+            if name in ("memorised", "generalised"):
+                boundary, count, corners = region_slice(model, anchors, s.slice_resolution, s.slice_margin)
+                slices.append(dict(run.identity, checkpoint=name, step=step, boundary=boundary.numpy(),
+                                   regions=count, corners=corners, margin=s.slice_margin))
+    return slices
 
 
 def _mean_se(values: pd.Series) -> dict:
@@ -129,9 +131,7 @@ def summary(items: pd.DataFrame) -> pd.DataFrame:
 def trajectory_table(items: pd.DataFrame, metrics: dict[tuple, pd.DataFrame]) -> pd.DataFrame:
     """Per run, snapshot step, place and metric: mean and standard error, beside train/test accuracy."""
     table = pd.DataFrame(_long(items, [*RUN_COLUMNS, "step", "where"]))
-    accuracy = pd.concat([log.assign(**dict(zip(RUN_COLUMNS, key)))[[*RUN_COLUMNS, "step", "train_acc", "test_acc"]]
-                          for key, log in metrics.items()], ignore_index=True)
-    table = table.merge(accuracy, on=[*RUN_COLUMNS, "step"], how="left")
+    table = table.merge(accuracy_by_step(metrics), on=[*RUN_COLUMNS, "step"], how="left")
     return _ordered(table, [*RUN_COLUMNS, "step", "where", "metric"])
 
 

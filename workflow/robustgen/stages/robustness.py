@@ -1,4 +1,4 @@
-"""The robustness stage: probe a run's checkpoints and snapshot trajectory, and summarise (DESIGN.md §4).
+"""The robustness stage: probe a run's checkpoints and snapshot trajectory, and summarise (docs/protocols.md §4).
 
 Every probe of a run uses the same test images and, for each search mode, the same random draws, so
 memorised and generalised networks are compared on paired inputs.
@@ -7,87 +7,47 @@ memorised and generalised networks are compared on paired inputs.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from . import data as datasets
-from .grokking import RUN_COLUMNS, milestone_snapshots, run_identity, stored_checkpoints
-from .tables import stack
-from .probes import adversarial_radius, bisection_radius, grid_radius, noise_norm
-from .stats import bootstrap_median_ratio, quartiles
-from .train import DTYPES, resolve_device
+from ..measures.probes import adversarial_radius, bisection_radius, grid_radius, noise_norm
+from ..measures.stats import bootstrap_median_ratio, quartiles
+from ..runs import RUN_COLUMNS, milestone_snapshots, open_run, stored_checkpoints
+from ..settings import Adversarial, Bootstrap, CheckpointProbes, RandomNoise, TrajectoryProbes
+from ..tables import stack
 
 PROBE_KEYS = ("measure", "mode", "norm", "delta")
 PER_IMAGE_COLUMNS = (*RUN_COLUMNS, "checkpoint", "step", *PROBE_KEYS, "image", "label", "radius")
-
-
-@dataclass
-class ProbeSettings:
-    """Every knob of the robustness probes, as plain values (each arrives through the rule's params)."""
-
-    image_first: int = 1000
-    image_count: int = 500
-    seed: int = 0
-    noise: str = "uniform"
-    k: int = 5
-    clip: bool = False
-    max_radius: float = 30.0
-    grid_deltas: tuple[float, ...] = (0.01, 0.05)
-    bracket_step: float = 0.25
-    tol: float = 1e-3
-    adversarial_norms: tuple[str, ...] = ("l2", "linf")
-    pgd_steps: int = 20
-    pgd_step_size: float = 0.125
-    pgd_targeted: bool = False
-    max_eps_l2: float = 10.0
-    max_eps_linf: float = 1.0
-    tol_l2: float = 1e-3
-    tol_linf: float = 1e-4
-    device: str = "auto"
-
-
-def probe_images(split: datasets.Split, first: int, count: int, *, device, dtype):
-    """Test images first … first+count−1 (Walker: 1000–1499) as floats, their labels and indices."""
-    end = first + count
-    if first < 0 or count < 1 or end > len(split.test_x):
-        raise ValueError(f"robustness.images asks for test images {first}..{end - 1}, but the test set of "
-                         f"{split.meta['dataset']} has {len(split.test_x)} images (0..{len(split.test_x) - 1}); "
-                         f"lower robustness.images.first or robustness.images.count")
-    index = torch.arange(first, end)
-    x = datasets.as_float(split.test_x[first:end], device=device, dtype=dtype)
-    return x, split.test_y[first:end].to(device), index
 
 
 def _generator(seed: int, device) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(seed)
 
 
-def random_noise_probes(model, x, y, s: ProbeSettings, *, grid: bool = True) -> list[tuple[dict, torch.Tensor]]:
-    """(probe key, radii) for the bisection mode and, if `grid`, the grid mode at every Δ."""
+def random_noise_probes(model, x, y, s: RandomNoise, grid_deltas=()) -> list[tuple[dict, torch.Tensor]]:
+    """(probe key, radii) for the bisection mode and Walker's grid mode at every Δ of `grid_deltas`."""
     norm = noise_norm(s.noise)
     out = [(dict(measure="random", mode="bisection", norm=norm, delta=math.nan),
-            bisection_radius(model, x, y, k=s.k, noise=s.noise, max_radius=s.max_radius,
-                             bracket_step=s.bracket_step, tol=s.tol, generator=_generator(s.seed, x.device),
-                             clip=s.clip))]
-    if grid:
-        for delta in s.grid_deltas:
-            out.append((dict(measure="random", mode="grid", norm=norm, delta=float(delta)),
-                        grid_radius(model, x, y, delta=delta, k=s.k, noise=s.noise, max_radius=s.max_radius,
-                                    generator=_generator(s.seed, x.device), clip=s.clip)))
+            bisection_radius(model, x, y, k=s.draws, noise=s.noise, max_radius=s.max_radius,
+                             bracket_step=s.bisection.bracket_step, tol=s.bisection.tol,
+                             generator=_generator(s.seed, x.device), clip=s.clip))]
+    for delta in grid_deltas:
+        out.append((dict(measure="random", mode="grid", norm=norm, delta=float(delta)),
+                    grid_radius(model, x, y, delta=delta, k=s.draws, noise=s.noise, max_radius=s.max_radius,
+                                generator=_generator(s.seed, x.device), clip=s.clip)))
     return out
 
 
-def adversarial_probes(model, x, y, s: ProbeSettings) -> list[tuple[dict, torch.Tensor]]:
-    limits = dict(l2=(s.max_eps_l2, s.tol_l2), linf=(s.max_eps_linf, s.tol_linf))
+def adversarial_probes(model, x, y, a: Adversarial, clip: bool) -> list[tuple[dict, torch.Tensor]]:
+    """(probe key, radii) of the PGD radius in every norm of `a.norms`."""
     return [(dict(measure="adversarial", mode="pgd", norm=norm, delta=math.nan),
-             adversarial_radius(model, x, y, norm=norm, steps=s.pgd_steps, step_size=s.pgd_step_size,
-                                max_eps=limits[norm][0], tol=limits[norm][1], clip=s.clip,
-                                targeted=s.pgd_targeted))
-            for norm in s.adversarial_norms]
+             adversarial_radius(model, x, y, norm=norm, steps=a.steps, step_size=a.step_size,
+                                max_eps=getattr(a.max_eps, norm), tol=getattr(a.tol, norm), clip=clip,
+                                targeted=a.targeted))
+            for norm in a.norms]
 
 
 def _rows(run: dict, checkpoint: str, step: int, probes, index, labels) -> pd.DataFrame:
@@ -100,31 +60,29 @@ def _rows(run: dict, checkpoint: str, step: int, probes, index, labels) -> pd.Da
     return pd.concat(frames, ignore_index=True)[list(PER_IMAGE_COLUMNS)]
 
 
-def probe_checkpoints(split_path: Path, checkpoints_path: Path, run_json: Path, s: ProbeSettings) -> pd.DataFrame:
+def probe_checkpoints(split_path: Path, checkpoints_path: Path, run_json: Path, s: CheckpointProbes,
+                      device: str) -> pd.DataFrame:
     """Per-image radii of every reached checkpoint (memorised, generalised, final): bisection and PGD for
     all, Walker's grid mode (the slowest) for his two, the memorised and the generalised."""
-    run, dtype = run_identity(run_json)
-    device = resolve_device(s.device)
-    x, y, index = probe_images(datasets.read_split(split_path), s.image_first, s.image_count,
-                               device=device, dtype=DTYPES[dtype])
+    run = open_run(split_path, run_json, device)
+    x, y, index = run.test_images(s.images.first, s.images.count, "robustness.images")
     frames = []
-    for name, step, model in stored_checkpoints(checkpoints_path, device):
-        grid = name in ("memorised", "generalised")
-        probes = random_noise_probes(model, x, y, s, grid=grid) + adversarial_probes(model, x, y, s)
-        frames.append(_rows(run, name, step, probes, index, y))
+    for name, step, model in stored_checkpoints(checkpoints_path, run.device):
+        deltas = s.grid_deltas if name in ("memorised", "generalised") else ()
+        probes = random_noise_probes(model, x, y, s, deltas) + adversarial_probes(model, x, y, s.adversarial, s.clip)
+        frames.append(_rows(run.identity, name, step, probes, index, y))
     return stack(frames, PER_IMAGE_COLUMNS)
 
 
-def probe_trajectory(split_path: Path, snapshot_dir: Path, run_json: Path, s: ProbeSettings, *,
-                     snapshots: int, images: int) -> pd.DataFrame:
-    """Per-image bisection radii at a log-spaced subset of a run's snapshots (the first `images` images)."""
-    run, dtype = run_identity(run_json)
-    device = resolve_device(s.device)
-    x, y, index = probe_images(datasets.read_split(split_path), s.image_first, min(images, s.image_count),
-                               device=device, dtype=DTYPES[dtype])
+def probe_trajectory(split_path: Path, snapshot_dir: Path, run_json: Path, s: TrajectoryProbes,
+                     device: str) -> pd.DataFrame:
+    """Per-image bisection radii at a log-spaced subset of a run's snapshots (the first
+    `trajectory.images` of the probed images)."""
+    run = open_run(split_path, run_json, device)
+    x, y, index = run.test_images(s.images.first, min(s.trajectory.images, s.images.count), "robustness.images")
     frames = []
-    for step, model in milestone_snapshots(snapshot_dir, snapshots, device):
-        frames.append(_rows(run, "snapshot", step, random_noise_probes(model, x, y, s, grid=False), index, y))
+    for step, model in milestone_snapshots(snapshot_dir, s.trajectory.snapshots, run.device):
+        frames.append(_rows(run.identity, "snapshot", step, random_noise_probes(model, x, y, s), index, y))
     return stack(frames, PER_IMAGE_COLUMNS)
 
 
@@ -140,7 +98,7 @@ SUMMARY_COLUMNS = ("scope", *RUN_COLUMNS, *PROBE_KEYS, "checkpoint", "step", "n_
                    "median_adversarial_to_random")
 
 
-def summary(per_image: pd.DataFrame, *, resamples: int, seed: int) -> pd.DataFrame:
+def summary(per_image: pd.DataFrame, s: Bootstrap) -> pd.DataFrame:
     """robustness_summary.csv: per run and per (dataset, α, wd) over seeds, per probe and checkpoint:
     median and quartiles of the radius, the ratio of its median to the memorised checkpoint's with a
     bootstrap 95 % interval (images resampled within each seed), and for adversarial probes the median
@@ -162,7 +120,7 @@ def summary(per_image: pd.DataFrame, *, resamples: int, seed: int) -> pd.DataFra
                     row["ratio_to_memorised"], row["ratio_ci_low"], row["ratio_ci_high"] = bootstrap_median_ratio(
                         [g["radius"].dropna().to_numpy() for _, g in f.groupby("seed")],
                         [g["radius"].dropna().to_numpy() for _, g in mem.groupby("seed")],
-                        resamples=resamples, seed=seed)
+                        resamples=s.resamples, seed=s.seed)
                 if ident["measure"] == "adversarial":
                     row["median_adversarial_to_random"] = _adversarial_to_random(per_image, f, ident["norm"])
                 rows.append(row)

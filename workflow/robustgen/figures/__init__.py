@@ -1,0 +1,1 @@
+"""Figures, one module per stage; each function takes tables and returns a matplotlib Figure."""

@@ -1,0 +1,74 @@
+"""Shared style of every stage's figures: the Agg backend, the colours and the panel helpers."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+SEED_COLOURS = plt.get_cmap("tab10").colors
+CHECKPOINT_COLOURS = {"memorised": "tab:red", "generalised": "tab:blue", "final": "tab:green"}
+
+
+def panels(keys, sharey=True):
+    """One panel per (α, wd): rows are init scales, columns weight decays."""
+    rows = sorted({k[0] for k in keys})
+    cols = sorted({k[1] for k in keys})
+    if not rows:  # e.g. every run diverged: a figure that says so rather than a failed job
+        fig, axes = plt.subplots(1, 1, squeeze=False)
+        axes[0][0].text(0.5, 0.5, "no run has data for this figure", ha="center", va="center")
+        return fig, axes, rows, cols
+    fig, axes = plt.subplots(len(rows), len(cols), figsize=(4.2 * len(cols), 3.2 * len(rows)),
+                             squeeze=False, sharex=True, sharey=sharey)
+    return fig, axes, rows, cols
+
+
+def label_panels(axes, alphas, wds, ylabel: str, xlabel: str = "step") -> None:
+    for i, alpha in enumerate(alphas):
+        for j, wd in enumerate(wds):
+            ax = axes[i][j]
+            ax.set_title(f"α = {alpha:g}, wd = {wd:g}", fontsize=10)
+            ax.grid(alpha=0.3)
+            if j == 0:
+                ax.set_ylabel(ylabel)
+            if i == len(alphas) - 1:
+                ax.set_xlabel(xlabel)
+
+
+def seed_colour(seed: int):
+    return SEED_COLOURS[int(seed) % len(SEED_COLOURS)]
+
+
+def legend_below(fig, handles) -> None:
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 5), fontsize=8, frameon=False,
+               bbox_to_anchor=(0.5, -0.02 - 0.03 * math.ceil(len(handles) / 5)))
+
+
+def seed_handles(seeds):
+    return [plt.Line2D([], [], color=seed_colour(s), label=f"seed {s}") for s in sorted(seeds)]
+
+
+def by_panel(frame: pd.DataFrame):
+    keys = list(frame.groupby(["init_scale", "weight_decay"]).groups)
+    return keys, frame.groupby(["init_scale", "weight_decay"])
+
+
+def luminance(rgba) -> float:
+    r, g, b = rgba[:3]
+    return 0.299 * r + 0.587 * g + 0.114 * b
+
+
+def depth_colours(depths):
+    cmap = plt.get_cmap("viridis")
+    depths = sorted(depths)
+    return {d: cmap(i / max(len(depths) - 1, 1) * 0.85) for i, d in enumerate(depths)}
+
+
+def layers_in_order(names) -> list[str]:
+    order = lambda name: (0, 0) if name == "input" else (int("".join(filter(str.isdigit, name))),
+                                                         0 if name.startswith("linear") else 1)
+    return sorted(set(names), key=order)

@@ -1,0 +1,303 @@
+"""What each step reads from the study configuration: typed views of config.yaml, and the one way to build them.
+
+config.yaml holds every knob's value; workflow/schemas/config.schema.yaml its type, range and description.
+A settings class below is a frozen dataclass whose field names are config keys of one section; a field
+typed with another settings class is a sub-section. No field has a default: a value comes from the config
+or the step fails naming the missing key. `slice_of` gives the part of a section a class reads — what a
+Snakemake rule passes as its params, so a change reruns exactly the steps that read it.
+
+This module imports no torch: the Snakefile reads it while building the DAG.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import typing
+from collections.abc import Mapping
+
+
+class SettingsError(ValueError):
+    """A step's configuration lacks a key its settings class reads."""
+
+
+def is_view(kind) -> bool:
+    return isinstance(kind, type) and dataclasses.is_dataclass(kind)
+
+
+@functools.cache
+def _fields(cls) -> tuple[tuple[str, object], ...]:
+    hints = typing.get_type_hints(cls)
+    return tuple((f.name, hints[f.name]) for f in dataclasses.fields(cls))
+
+
+def build(kind, value, where: str):
+    """`value` (a config section, or a scalar) as `kind`: a settings class is built field by field from the
+    keys of the same names; any other kind is taken as it is. `where` is the dotted key, for errors."""
+    if not is_view(kind):
+        return value
+    if not isinstance(value, Mapping):
+        raise SettingsError(f"config key '{where}' must be a mapping with keys {', '.join(leaf_keys(kind))}")
+    missing = [name for name, _ in _fields(kind) if name not in value]
+    if missing:
+        keys = ", ".join(f"'{where}.{name}'" for name in missing)
+        raise SettingsError(f"config key(s) {keys} missing; add them to config.yaml (see the schema for "
+                            "their types and ranges)")
+    return kind(**{name: build(sub, value[name], f"{where}.{name}") for name, sub in _fields(kind)})
+
+
+def slice_of(kind, value):
+    """The part of a config section (or a scalar) that `kind` reads, as plain values."""
+    if not is_view(kind):
+        return value
+    return {name: slice_of(sub, value[name]) for name, sub in _fields(kind) if name in value}
+
+
+def leaf_keys(kind, prefix: str = "") -> list[str]:
+    """Dotted keys of every value `kind` reads, relative to its section (prefix prepended)."""
+    if not is_view(kind):
+        return [prefix] if prefix else []
+    keys = []
+    for name, sub in _fields(kind):
+        keys += leaf_keys(sub, f"{prefix}.{name}" if prefix else name)
+    return keys
+
+
+# --- data ---------------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class DataSource:
+    """data.*: where torchvision datasets live and how a study's training subset is drawn."""
+
+    dir: str
+    download: bool
+    split_seed: int
+    verify_checksums: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingSet:
+    """{study}.train_size and .train_subset: the training images a study uses."""
+
+    train_size: int
+    train_subset: str
+
+
+# --- grokking -------------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class GrokkingGrid:
+    """grokking.*: the runs of the study (read by the workflow to fan out)."""
+
+    datasets: list[str]
+    init_scales: list[float]
+    weight_decays: list[float]
+    seeds: list[int]
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluationSchedule:
+    per_decade: int
+    max_interval: int
+
+
+@dataclasses.dataclass(frozen=True)
+class StopRule:
+    test_acc: float
+    steps_after: int
+
+
+@dataclasses.dataclass(frozen=True)
+class GrokkingTraining:
+    """grokking.*: how one run is trained (its α, weight decay and seed come from the run's identity)."""
+
+    width: int
+    depth: int
+    lr: float
+    batch_size: int
+    max_steps: int
+    dtype: str
+    evaluation: EvaluationSchedule
+    stop: StopRule
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingState:
+    """grokking.state_every: how often a training job saves its state for resuming (changes no result)."""
+
+    state_every: int
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointThresholds:
+    """checkpoints.*: Walker's memorised and generalised thresholds."""
+
+    memorised_train_acc: float
+    generalised_test_acc: float
+
+
+# --- robustness -----------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class ImageRange:
+    first: int
+    count: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Bisection:
+    bracket_step: float
+    tol: float
+
+
+@dataclasses.dataclass(frozen=True)
+class PerNorm:
+    l2: float
+    linf: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Adversarial:
+    norms: list[str]
+    steps: int
+    step_size: float
+    targeted: bool
+    max_eps: PerNorm
+    tol: PerNorm
+
+
+@dataclasses.dataclass(frozen=True)
+class RandomNoise:
+    """robustness.*: the probed images and the random-noise radius in bisection mode."""
+
+    images: ImageRange
+    seed: int
+    noise: str
+    draws: int
+    clip: bool
+    max_radius: float
+    bisection: Bisection
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointProbes(RandomNoise):
+    """robustness.*: every probe of the checkpoints (bisection, Walker's grid, PGD)."""
+
+    grid_deltas: list[float]
+    adversarial: Adversarial
+
+
+@dataclasses.dataclass(frozen=True)
+class ProbeTrajectory:
+    snapshots: int
+    images: int
+
+
+@dataclasses.dataclass(frozen=True)
+class TrajectoryProbes(RandomNoise):
+    """robustness.*: the bisection radius at milestone snapshots."""
+
+    trajectory: ProbeTrajectory
+
+
+@dataclasses.dataclass(frozen=True)
+class Bootstrap:
+    resamples: int
+    seed: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Summaries:
+    """{stage}.bootstrap: the intervals of a stage's tables."""
+
+    bootstrap: Bootstrap
+
+
+# --- sensitivity ----------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class SensitivitySizes:
+    test_points: int
+    train_points: int
+    ellipses: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Sensitivity(SensitivitySizes):
+    """sensitivity.* (and capacity.sensitivity.*): Jacobian norms at points, transitions along ellipses."""
+
+    ellipse_points: int
+    jacobian_every: int
+    seed: int
+
+
+@dataclasses.dataclass(frozen=True)
+class SensitivityTrajectorySizes(SensitivitySizes):
+    snapshots: int
+
+
+@dataclasses.dataclass(frozen=True)
+class SensitivityTrajectory:
+    """sensitivity.*: the lighter sizes at milestone snapshots, the same ellipses."""
+
+    ellipse_points: int
+    jacobian_every: int
+    seed: int
+    trajectory: SensitivityTrajectorySizes
+
+    def at_snapshots(self) -> Sensitivity:
+        t = self.trajectory
+        return Sensitivity(test_points=t.test_points, train_points=t.train_points, ellipses=t.ellipses,
+                           ellipse_points=self.ellipse_points, jacobian_every=self.jacobian_every, seed=self.seed)
+
+
+@dataclasses.dataclass(frozen=True)
+class RegionSlices:
+    """sensitivity.*: the 2-D slice through three training points (Novak's Figure 3)."""
+
+    slice_resolution: int
+    slice_margin: float
+    seed: int
+
+
+# --- similarity -----------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Similarity:
+    """similarity.*: the compared images and the CKA estimator."""
+
+    images: ImageRange
+    estimator: str
+    rbf_threshold: float
+    batch_size: int
+    snapshots: int
+
+
+# --- capacity -------------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class CapacityGrid:
+    """capacity.*: the networks of the sweep (read by the workflow to fan out)."""
+
+    dataset: str
+    widths: list[int]
+    depths: list[int]
+    seeds: list[int]
+    optimizers: list[str]
+    lrs: list[float]
+    batch_sizes: list[int]
+
+
+@dataclasses.dataclass(frozen=True)
+class CapacityTraining:
+    """capacity.*: how one network of the sweep is trained (its shape, optimiser and seed: its identity)."""
+
+    max_epochs: int
+    dtype: str
+
+
+@dataclasses.dataclass(frozen=True)
+class CapacitySensitivity:
+    """capacity.sensitivity.*"""
+
+    sensitivity: Sensitivity
