@@ -95,11 +95,45 @@ def test_sweep_correlations_use_only_fitted_networks():
     jacobian = 10 ** rng.uniform(-2, 0, n)
     table = pd.DataFrame(dict(parameters=10 ** rng.uniform(4, 6, n), jacobian_test=jacobian,
                               transition_density_different_class=rng.uniform(5, 15, n),
+                              transitions_per_unit_different_class=rng.uniform(0, 1, n),
                               gap_acc=0.1 + 0.05 * np.log10(jacobian), gap_loss=rng.uniform(0, 1, n),
+                              width=np.arange(n) % 3, depth=2, optimizer="adam", lr=np.arange(n) // 3, batch_size=100,
                               reached_full_train_acc=[True] * (n - 3) + [False] * 3))
     table.loc[n - 3:, "gap_acc"] = 5.0                                          # outliers that were not fitted
-    found = correlations(table, Bootstrap(resamples=500, seed=0)).set_index(["x", "y"])
-    assert len(found) == len(CORRELATIONS) and (found["n"] == n - 3).all()
+    found = correlations(table, Bootstrap(resamples=500, seed=0))
+    assert len(found) == 2 * len(CORRELATIONS) and (found["n"] == n - 3).all()
+    found = found[found.scope == "all"].set_index(["x", "y"])
     row = found.loc[("jacobian_test", "gap_acc")]
     assert row.pearson == pytest.approx(1.0) and row.spearman == pytest.approx(1.0)
     assert row.pearson_ci_low == pytest.approx(1.0)
+
+
+def test_offline_cifar10_names_the_sweeps_key_and_the_switch(tmp_path):
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "-m", "robustgen", "prepare-data", "--config", str(root / "config.yaml"),
+                           "--set", f"data.dir={tmp_path}", "--set", "data.download=false", "--study", "capacity",
+                           "--dataset", "cifar10", "--output", str(tmp_path / "split.pt")],
+                          capture_output=True, text=True, cwd=root)
+    assert proc.returncode == 2 and not (tmp_path / "split.pt").exists()
+    assert "config key capacity.dataset" in proc.stderr
+    assert 'snakemake --cores 2 --config "capacity={dataset: mnist_embedded}"' in proc.stderr
+
+
+def test_within_architecture_correlation_removes_size():
+    """Across architectures the gap rises with x (bigger x, bigger networks, bigger gaps); within each
+    architecture it falls: the pooled correlation is positive, the within-architecture one −1."""
+    rows = []
+    for width in (32, 64, 128, 256):
+        for lr in (1e-3, 3e-3, 1e-2):
+            for seed in (0, 1):
+                x = width / 32 + lr * 100 + seed * 0.01
+                rows.append(dict(width=width, depth=2, optimizer="adam", lr=lr, batch_size=100, seed=seed,
+                                 parameters=width * 800, jacobian_test=10 ** x, gap_loss=0.0,
+                                 transition_density_different_class=x, transitions_per_unit_different_class=x,
+                                 gap_acc=width / 32 - x + width / 32, reached_full_train_acc=True))
+    found = correlations(pd.DataFrame(rows), Bootstrap(resamples=300, seed=0))
+    found = found[found.x == "transition_density_different_class"].set_index("scope")
+    assert found.loc["all", "spearman"] > 0.8
+    assert found.loc["within_architecture", "pearson"] == pytest.approx(-1.0)

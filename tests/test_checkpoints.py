@@ -33,8 +33,9 @@ def test_walker_thresholds():
 
 def test_threshold_never_met_is_recorded_not_reached():
     found = extract(LOG, memorised_train_acc=0.99, generalised_test_acc=0.9)
-    assert found["checkpoints"]["generalised"] == dict(reached=False, step=None, train_acc=None, test_acc=None,
-                                                        train_loss=None, test_loss=None, weight_norm=None)
+    assert found["checkpoints"]["generalised"] == dict(reached=False, step=None, previous_step=None, train_acc=None,
+                                                        test_acc=None, train_loss=None, test_loss=None,
+                                                        weight_norm=None)
     assert found["status"] == "memorised_only"
     found = extract(LOG.iloc[:2], memorised_train_acc=0.99, generalised_test_acc=0.85)
     assert not found["checkpoints"]["memorised"]["reached"]
@@ -50,3 +51,21 @@ def test_rows_out_of_order_and_divergence():
     found = extract(diverged, memorised_train_acc=0.99, generalised_test_acc=0.85, stop_reason="diverged")
     assert found["status"] == "diverged"
     assert found["checkpoints"]["memorised"]["step"] == 200
+
+
+def test_each_checkpoint_records_the_evaluation_before_it():
+    cps = extract(LOG, memorised_train_acc=0.99, generalised_test_acc=0.85)["checkpoints"]
+    assert (cps["memorised"]["previous_step"], cps["generalised"]["previous_step"]) == (100, 300)
+    first = extract(LOG, memorised_train_acc=0.05, generalised_test_acc=0.05)["checkpoints"]
+    assert first["memorised"]["step"] == 0 and first["memorised"]["previous_step"] is None
+
+
+def test_generalising_before_memorising_is_no_delay():
+    """α = 1: test accuracy passes 0.85 while train accuracy is 0.90, memorisation comes later."""
+    log = _log([(0, 1.0, 0.1, 1.0, 0.1, 9.0, 1.0), (28, 0.1, 0.90, 0.2, 0.86, 9.0, 1.0),
+                (89, 0.0, 0.995, 0.2, 0.92, 9.0, 1.0)])
+    found = extract(log, memorised_train_acc=0.99, generalised_test_acc=0.85)
+    assert found["status"] == "no_delay"
+    assert extract(log.iloc[:2], memorised_train_acc=0.99, generalised_test_acc=0.85)["status"] == "no_delay"
+    same = _log([(0, 1.0, 0.1, 1.0, 0.1, 9.0, 1.0), (28, 0.0, 0.995, 0.2, 0.86, 9.0, 1.0)])
+    assert extract(same, memorised_train_acc=0.99, generalised_test_acc=0.85)["status"] == "no_delay"

@@ -150,3 +150,23 @@ def test_noise_directions_are_unit_and_seeded():
     assert set(s.unique().tolist()) == {-1.0, 1.0}
     again = noise_directions(3, 4, 50, "uniform", torch.Generator().manual_seed(0))
     assert torch.equal(u, again)
+
+
+def test_a_success_below_max_eps_is_not_censored(monkeypatch):
+    """PGD with a fixed step count can fail at max_eps yet succeed at a smaller ε: the radius is then the
+    smallest ε found to succeed, not +inf (the attack here succeeds exactly for ε in [0.2, 0.5])."""
+    from robustgen.measures import probes
+
+    model = nn.Sequential(nn.Linear(2, 2))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.eye(2))
+        model[0].bias.zero_()
+    x, y = torch.tensor([[1.0, 0.0], [2.0, 0.0]]), torch.tensor([0, 0])
+    window = lambda model, x, y, eps, **kw: (eps >= 0.2) & (eps <= 0.5)  # noqa: E731
+    monkeypatch.setattr(probes, "pgd_attack", window)
+    radius = probes.adversarial_radius(model, x, y, norm="l2", steps=1, step_size=1.0, max_eps=1.0, tol=1e-4)
+    torch.testing.assert_close(radius, torch.full((2,), 0.2, dtype=torch.float64), atol=2e-4, rtol=0)
+    never = lambda model, x, y, eps, **kw: torch.zeros(len(x), dtype=torch.bool)  # noqa: E731
+    monkeypatch.setattr(probes, "pgd_attack", never)
+    assert torch.isinf(probes.adversarial_radius(model, x, y, norm="l2", steps=1, step_size=1.0, max_eps=1.0,
+                                                 tol=1e-4)).all()

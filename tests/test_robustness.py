@@ -38,7 +38,8 @@ def test_summary_statistics_and_ratios():
                    _frame(seed, "generalised", "random", "bisection", "l2", gen, step=500),
                    _frame(seed, "generalised", "random", "grid", "l2", [1.0, 2.0, 3.0, 4.0], delta=0.01),
                    _frame(seed, "generalised", "adversarial", "pgd", "l2", adv)]
-    table = summary(pd.concat(frames), Bootstrap(resamples=300, seed=0))
+    runs = pd.DataFrame([dict(RUN, seed=seed, status="generalised") for seed in (0, 1)])
+    table = summary(pd.concat(frames), Bootstrap(resamples=300, seed=0), runs)
     runs = table[table.scope == "run"]
     row = runs[(runs.seed == 0) & (runs["mode"] == "bisection") & (runs.checkpoint == "memorised")].iloc[0]
     assert (row.n_probed, row.n_excluded, row.n_censored, row["median"], row.step) == (3, 1, 0, 1.0, 10)
@@ -52,6 +53,36 @@ def test_summary_statistics_and_ratios():
     assert pgd.median_adversarial_to_random == pytest.approx(0.05)
     group = table[(table.scope == "group") & (table["mode"] == "bisection") & (table.checkpoint == "generalised")]
     assert group.iloc[0].seed == "all" and group.iloc[0].n_probed == 8 and group.iloc[0].ratio_to_memorised == 5.0
+    assert group.iloc[0].n_seeds == 2 and group.iloc[0].n_grokked == 2
+    # paired: images 0-2 are classified by both networks (image 3 is excluded from the memorised one):
+    # generalised 2, 4, 6 over memorised 0.5, 1, 1.5 → ratio of medians 4 in each seed
+    assert (row.paired_n, row.paired_ratio, row.seed_ratio_min) == (3, 4.0, 4.0)
+    assert group.iloc[0].paired_n == 6 and group.iloc[0].paired_ratio == 4.0
+
+
+def test_adversarial_to_random_pairs_each_image_with_its_own_network():
+    """Two runs sharing a seed (α 1 and 8) with true per-image ratios 0.5 and 0.01: each keeps its own."""
+    frames = []
+    for alpha, adversarial in ((1.0, 0.5), (8.0, 0.01)):
+        run = dict(RUN, init_scale=alpha)
+        random = pd.DataFrame(dict(run, seed=0, checkpoint="final", step=1, measure="random", mode="bisection",
+                                   norm="l2", delta=math.nan, image=np.arange(4), label=0, radius=1.0))
+        frames += [random, random.assign(measure="adversarial", mode="pgd", radius=adversarial)]
+    runs = pd.DataFrame([dict(RUN, init_scale=a, seed=0, status="generalised") for a in (1.0, 8.0)])
+    table = summary(pd.concat(frames), Bootstrap(resamples=100, seed=0), runs)
+    pgd = table[(table.scope == "run") & (table.measure == "adversarial")].set_index("init_scale")
+    assert pgd.loc[1.0, "median_adversarial_to_random"] == 0.5
+    assert pgd.loc[8.0, "median_adversarial_to_random"] == 0.01
+
+
+def test_no_memorised_comparison_for_a_run_that_generalised_first():
+    frames = [_frame(0, "memorised", "random", "bisection", "l2", [1.0, 2.0], step=89),
+              _frame(0, "generalised", "random", "bisection", "l2", [3.0, 4.0], step=28)]
+    runs = pd.DataFrame([dict(RUN, seed=0, status="no_delay")])
+    table = summary(pd.concat(frames), Bootstrap(resamples=100, seed=0), runs)
+    row = table[(table.scope == "run") & (table.checkpoint == "generalised")].iloc[0]
+    assert row.status == "no_delay" and row.n_grokked == 0
+    assert math.isnan(row.ratio_to_memorised) and math.isnan(row.paired_ratio)
 
 
 def test_trajectory_table_joins_accuracy():

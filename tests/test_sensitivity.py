@@ -113,6 +113,7 @@ def test_region_slice_finds_the_boundaries_of_a_hand_built_network():
 def test_sensitivity_summary_and_trajectory_tables():
     import pandas as pd
 
+    from robustgen.settings import Bootstrap
     from robustgen.stages.sensitivity import summary, trajectory_table
 
     rows = []
@@ -125,16 +126,31 @@ def test_sensitivity_summary_and_trajectory_tables():
                                  step=step, where="same_class", item=item, jacobian_norm=scale,
                                  transitions=2.0 * item, length=2.0, transition_density=float(item)))
     items = pd.DataFrame(rows)
-    table = summary(items)
+    runs = pd.DataFrame([dict(dataset="d", init_scale=8.0, weight_decay=0.01, seed=s, status="generalised")
+                         for s in (0, 1)])
+    table = summary(items, Bootstrap(resamples=200, seed=0), runs)
     run = table[(table.scope == "run") & (table.seed == 0) & (table.checkpoint == "memorised")
                 & (table["where"] == "test_points")]
     assert run.metric.tolist() == ["jacobian_norm"]                # only the metric measured there
     assert run.iloc[0]["mean"] == 25.0 and run.iloc[0].n == 4
     assert run.iloc[0].se == pytest.approx(10 * (5 / 3) ** 0.5 / 2)  # std of 10, 20, 30, 40 over √4
+    assert run.iloc[0].status == "generalised" and run.iloc[0].ci_low < 25.0 < run.iloc[0].ci_high
     group = table[(table.scope == "group") & (table.checkpoint == "generalised") & (table.metric == "transition_density")]
-    assert group.iloc[0].n == 8 and group.iloc[0]["mean"] == 1.5
+    assert group.iloc[0].n == 8 and group.iloc[0]["mean"] == 1.5 and group.iloc[0].n_seeds == 2
+    # the two seeds agree exactly: the standard error over seeds is 0, whatever the spread of the items
+    assert group.iloc[0].se == 0.0
     assert table.checkpoint.tolist().index("generalised") > table.checkpoint.tolist().index("memorised")
     metrics = {("d", 8.0, 0.01, s): pd.DataFrame(dict(step=[10, 90], train_acc=[1.0, 1.0], test_acc=[0.2, 0.9]))
                for s in (0, 1)}
     traj = trajectory_table(items, metrics)
     assert set(traj.test_acc) == {0.2, 0.9} and len(traj) == 2 * 2 * (1 + 3)
+
+
+def test_jacobian_sample_is_centred_and_avoids_the_anchors():
+    from robustgen.measures.sensitivity import jacobian_sample
+
+    sample = jacobian_sample(256, 8)
+    assert sample.tolist() == list(range(4, 256, 8))
+    anchors = torch.tensor([0.0, 256 / 3, 2 * 256 / 3])
+    assert (sample[:, None].double() - anchors).abs().min() >= 1.3   # no anchor (training point) is sampled
+    assert jacobian_sample(10, 1).tolist() == list(range(10))        # every point: the plain mean

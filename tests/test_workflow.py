@@ -40,8 +40,12 @@ def test_table_has_one_consistent_row_per_run(smoke):
             assert row.generalised_step == generalised.iloc[0]
         memorised = metrics[metrics.train_acc >= 0.99].step
         assert pd.isna(row.memorised_step) if memorised.empty else row.memorised_step == memorised.iloc[0]
-    # the smoke grid holds both outcomes: α=1 generalises within 300 steps, α=8 does not even memorise
-    assert table.status.tolist() == ["generalised", "neither"]
+    # the smoke grid holds two outcomes: α=1 generalises within 300 steps without first memorising (no
+    # grokking delay), α=8 does not even memorise
+    assert table.status.tolist() == ["no_delay", "neither"]
+    assert table.grokking_delay.isna().all()
+    generalised = table.iloc[0]
+    assert generalised.generalised_previous_step < generalised.generalised_step
     assert table.stop_reason.tolist() == ["generalised", "max_steps"]
 
 
@@ -154,6 +158,7 @@ def test_missing_dataset_offline_fails_with_instructions(workflow_factory, tmp_p
     log = (wf.workdir / "logs" / "data" / "grokking" / "mnist.log").read_text()
     assert "Dataset 'mnist' was not found" in log and "robustgen download --dataset mnist" in log
     assert "mnist_embedded" in log
+    assert 'config key grokking.datasets' in log and '--config "grokking={datasets: [mnist_embedded]}"' in log
     assert not (wf.workdir / "results" / "data" / "grokking" / "mnist.pt").exists()
 
 
@@ -221,7 +226,10 @@ def test_capacity_sweep_table_matches_the_networks(smoke):
     assert row.epochs == log.epoch.iloc[-1] and row.train_acc == log.train_acc.iloc[-1]
     assert bool(row.reached_full_train_acc) == (row.train_acc == 1.0)
     correlations = pd.read_csv(results / "tables" / "capacity_correlations.csv")
-    assert set(correlations.x) == {"parameters", "jacobian_test", "transition_density_different_class"}
+    assert set(correlations.x) == {"parameters", "jacobian_test", "transition_density_different_class",
+                                   "transitions_per_unit_different_class"}
+    assert set(correlations.scope) == {"all", "within_architecture"}
+    assert row.transitions_per_unit_different_class == pytest.approx(row.transitions_different_class / 32)
     assert (correlations.n == int(table.reached_full_train_acc.sum())).all()
 
 

@@ -33,9 +33,12 @@ def prepare_data(a) -> None:
     from . import data
 
     source, subset = a.knobs["data"], a.knobs[a.study]
-    split = data.load_split(a.dataset, data_dir=Path(source.dir), train_size=subset.train_size,
-                            split_seed=source.split_seed, download=source.download, subset=subset.train_subset,
-                            verify=source.verify_checksums)
+    try:
+        split = data.load_split(a.dataset, data_dir=Path(source.dir), train_size=subset.train_size,
+                                split_seed=source.split_seed, download=source.download, subset=subset.train_subset,
+                                verify=source.verify_checksums)
+    except data.DatasetUnavailable as err:
+        raise data.DatasetUnavailable(f"{err}\n{data.offline_switch(a.study)}") from err
     data.save_split(split, a.output)
     print(f"{a.dataset}: {split.meta['train_size']} train / {split.meta['test_size']} test -> {a.output}")
 
@@ -109,12 +112,15 @@ def probe_trajectory(a) -> None:
 
 
 def robustness_tables(a) -> None:
+    import pandas as pd
+
     from .io import write_csv
     from .runs import metric_logs
     from .stages.robustness import summary, trajectory_table
     from .tables import read_tables
 
-    write_csv(summary(read_tables(a.checkpoint_probes), a.knobs["robustness"].bootstrap), a.summary)
+    runs = pd.read_csv(a.runs_table)
+    write_csv(summary(read_tables(a.checkpoint_probes), a.knobs["robustness"].bootstrap, runs), a.summary)
     write_csv(trajectory_table(read_tables(a.trajectory_probes), metric_logs(a.runs, a.metrics)), a.trajectory)
 
 
@@ -122,12 +128,14 @@ def robustness_figures(a) -> None:
     import pandas as pd
 
     from .figures import robustness as figures
+    from .figures.style import delay_notes
     from .io import save_figure
     from .tables import read_tables
 
     per_image = read_tables(a.checkpoint_probes)
     trajectory = pd.read_csv(a.trajectory)
-    save_figure(figures.robustness_histograms(per_image), a.histograms, a.histograms_pdf)
+    notes = delay_notes(pd.read_csv(a.runs_table))
+    save_figure(figures.robustness_histograms(per_image, notes), a.histograms, a.histograms_pdf)
     save_figure(figures.robustness_trajectory(trajectory[trajectory["dataset"] == a.dataset]),
                 a.trajectory_figure, a.trajectory_figure_pdf)
     save_figure(figures.random_vs_adversarial(per_image), a.random_vs_adversarial, a.random_vs_adversarial_pdf)
@@ -152,12 +160,15 @@ def sensitivity_trajectory(a) -> None:
 
 
 def sensitivity_tables(a) -> None:
+    import pandas as pd
+
     from .io import write_csv
     from .runs import metric_logs
     from .stages.sensitivity import summary, trajectory_table
     from .tables import read_tables
 
-    write_csv(summary(read_tables(a.checkpoint_items)), a.summary)
+    runs = pd.read_csv(a.runs_table)
+    write_csv(summary(read_tables(a.checkpoint_items), a.knobs["sensitivity"].bootstrap, runs), a.summary)
     write_csv(trajectory_table(read_tables(a.trajectory_items), metric_logs(a.runs, a.metrics)), a.trajectory)
 
 
@@ -165,10 +176,12 @@ def sensitivity_figures(a) -> None:
     import pandas as pd
 
     from .figures import sensitivity as figures
+    from .figures.style import delay_notes
     from .io import save_figure
 
     summary, trajectory = pd.read_csv(a.summary), pd.read_csv(a.trajectory)
-    save_figure(figures.sensitivity_comparison(summary[summary["dataset"] == a.dataset]), a.comparison,
+    notes = delay_notes(pd.read_csv(a.runs_table))
+    save_figure(figures.sensitivity_comparison(summary[summary["dataset"] == a.dataset], notes), a.comparison,
                 a.comparison_pdf)
     save_figure(figures.sensitivity_trajectory(trajectory[trajectory["dataset"] == a.dataset]),
                 a.trajectory_figure, a.trajectory_figure_pdf)
@@ -261,12 +274,14 @@ def similarity_figures(a) -> None:
     import pandas as pd
 
     from .figures import similarity as figures
+    from .figures.style import delay_notes
     from .io import save_figure
 
-    layers, seeds, trajectory = (pd.read_csv(p) for p in (a.layers, a.seeds, a.trajectory))
-    layers, seeds, trajectory = (t[t["dataset"] == a.dataset] for t in (layers, seeds, trajectory))
-    save_figure(figures.cka_heatmaps(layers), a.heatmaps, a.heatmaps_pdf)
-    save_figure(figures.cka_by_layer(layers, seeds), a.by_layer, a.by_layer_pdf)
+    layers, seeds, trajectory, runs = (pd.read_csv(p) for p in (a.layers, a.seeds, a.trajectory, a.runs_table))
+    layers, seeds, trajectory, runs = (t[t["dataset"] == a.dataset] for t in (layers, seeds, trajectory, runs))
+    notes = delay_notes(runs)
+    save_figure(figures.cka_heatmaps(layers, notes), a.heatmaps, a.heatmaps_pdf)
+    save_figure(figures.cka_by_layer(layers, seeds, notes), a.by_layer, a.by_layer_pdf)
     save_figure(figures.cka_trajectory(trajectory), a.trajectory_figure, a.trajectory_figure_pdf)
 
 
@@ -322,11 +337,11 @@ STEPS = {
                              files=("data", "snapshots", "run_json", "output"),
                              reads={"robustness": views.TrajectoryProbes, "device": str}, compute=True),
     "robustness-tables": Step(robustness_tables, "robustness_summary.csv and robustness_trajectory.csv",
-                              files=("checkpoint_probes*", "trajectory_probes*", "runs*", "metrics*", "summary",
-                                     "trajectory"),
+                              files=("checkpoint_probes*", "trajectory_probes*", "runs*", "metrics*", "runs_table",
+                                     "summary", "trajectory"),
                               reads={"robustness": views.Summaries}),
     "robustness-figures": Step(robustness_figures, "radius histograms, trajectory, random vs adversarial",
-                               files=("checkpoint_probes*", "trajectory"), values=dict(dataset=str),
+                               files=("checkpoint_probes*", "trajectory", "runs_table"), values=dict(dataset=str),
                                figures=("histograms", "trajectory_figure", "random_vs_adversarial")),
     "sensitivity-checkpoints": Step(sensitivity_checkpoints, "Jacobian norms and transitions of a run's checkpoints",
                                     files=RUN_FILES, reads={"sensitivity": views.Sensitivity, "device": str},
@@ -336,10 +351,11 @@ STEPS = {
                                    reads={"sensitivity": views.SensitivityTrajectory, "device": str},
                                    compute=True),
     "sensitivity-tables": Step(sensitivity_tables, "sensitivity_summary.csv and sensitivity_trajectory.csv",
-                               files=("checkpoint_items*", "trajectory_items*", "runs*", "metrics*", "summary",
-                                      "trajectory")),
+                               files=("checkpoint_items*", "trajectory_items*", "runs*", "metrics*", "runs_table",
+                                      "summary", "trajectory"),
+                               reads={"sensitivity": views.Summaries}),
     "sensitivity-figures": Step(sensitivity_figures, "Novak's comparison and the sensitivity trajectory",
-                                files=("summary", "trajectory"), values=dict(dataset=str),
+                                files=("summary", "trajectory", "runs_table"), values=dict(dataset=str),
                                 figures=("comparison", "trajectory_figure")),
     "sensitivity-slices": Step(sensitivity_slices, "linear regions on the plane through 3 training points",
                                files=("data", "checkpoints*", "runs*", "png", "pdf"),
@@ -366,7 +382,7 @@ STEPS = {
                               files=("layers*", "seeds*", "trajectory*", "runs*", "metrics*", "layers_table",
                                      "seeds_table", "trajectory_table")),
     "similarity-figures": Step(similarity_figures, "CKA heatmaps, per-layer comparisons and trajectory",
-                               files=("layers", "seeds", "trajectory"), values=dict(dataset=str),
+                               files=("layers", "seeds", "trajectory", "runs_table"), values=dict(dataset=str),
                                figures=("heatmaps", "by_layer", "trajectory_figure")),
 }
 

@@ -125,8 +125,20 @@ def _missing_message(name: str, root: Path, why: str) -> str:
         f"To fix it, either:\n"
         f"  - on a machine with internet, run `python -m robustgen download --dataset {name} --data-dir {root}` and copy "
         f"'{root}' here (config key data.dir), or\n"
-        f"  - use the embedded offline MNIST instead: set the study's dataset to '{EMBEDDED}' in config.yaml."
+        f"  - use the embedded offline MNIST instead: set the study's dataset key to '{EMBEDDED}' in config.yaml."
     )
+
+
+SWITCHES = {  # the config key that picks each study's dataset, and the one-line switch to the embedded MNIST
+    "grokking": ("grokking.datasets", f'snakemake --cores 2 --config "grokking={{datasets: [{EMBEDDED}]}}"'),
+    "capacity": ("capacity.dataset", f'snakemake --cores 2 --config "capacity={{dataset: {EMBEDDED}}}"'),
+}
+
+
+def offline_switch(study: str) -> str:
+    """The line that tells a user of `study` which key to change, and how, when its dataset is missing."""
+    key, command = SWITCHES[study]
+    return f"The {study} study's dataset is config key {key}; to switch it in one line: {command}"
 
 
 def _images_labels(dataset) -> tuple[torch.Tensor, torch.Tensor]:

@@ -54,6 +54,7 @@ rule robustness_tables:
         trajectory=run_files("robustness", "trajectory.csv"),
         runs=run_files("grokking", "run.json"),
         metrics=run_files("grokking", "metrics.csv"),
+        runs_table="results/tables/grokking_runs.csv",
     output:
         summary="results/tables/robustness_summary.csv",
         trajectory="results/tables/robustness_trajectory.csv",
@@ -70,7 +71,7 @@ rule robustness_tables:
     shell:
         "python -m robustgen robustness-tables --knobs {params.knobs:q}"
         " --checkpoint-probes {input.checkpoints} --trajectory-probes {input.trajectory}"
-        " --runs {input.runs} --metrics {input.metrics}"
+        " --runs {input.runs} --metrics {input.metrics} --runs-table {input.runs_table}"
         " --summary {output.summary} --trajectory {output.trajectory} > {log} 2>&1"
 
 
@@ -78,6 +79,7 @@ rule robustness_figures:
     input:
         checkpoints=dataset_run_files("robustness", "checkpoints.csv"),
         trajectory="results/tables/robustness_trajectory.csv",
+        runs_table="results/tables/grokking_runs.csv",
     output:
         histograms=report(
             "results/figures/{dataset}/robustness_histograms.png",
@@ -107,7 +109,7 @@ rule robustness_figures:
         runtime=10,
     shell:
         "python -m robustgen robustness-figures --checkpoint-probes {input.checkpoints}"
-        " --trajectory {input.trajectory} --dataset {wildcards.dataset}"
+        " --trajectory {input.trajectory} --dataset {wildcards.dataset} --runs-table {input.runs_table}"
         " --histograms {output.histograms} --histograms-pdf {output.histograms_pdf}"
         " --trajectory-figure {output.trajectory} --trajectory-figure-pdf {output.trajectory_pdf}"
         " --random-vs-adversarial {output.random_vs_adversarial}"

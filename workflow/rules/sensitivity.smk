@@ -54,6 +54,7 @@ rule sensitivity_tables:
         trajectory=run_files("sensitivity", "trajectory.csv"),
         runs=run_files("grokking", "run.json"),
         metrics=run_files("grokking", "metrics.csv"),
+        runs_table="results/tables/grokking_runs.csv",
     output:
         summary="results/tables/sensitivity_summary.csv",
         trajectory="results/tables/sensitivity_trajectory.csv",
@@ -65,8 +66,11 @@ rule sensitivity_tables:
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        knobs=knobs("sensitivity-tables"),
     shell:
-        "python -m robustgen sensitivity-tables --checkpoint-items {input.checkpoints}"
+        "python -m robustgen sensitivity-tables --knobs {params.knobs:q}"
+        " --checkpoint-items {input.checkpoints} --runs-table {input.runs_table}"
         " --trajectory-items {input.trajectory} --runs {input.runs} --metrics {input.metrics}"
         " --summary {output.summary} --trajectory {output.trajectory} > {log} 2>&1"
 
@@ -75,6 +79,7 @@ rule sensitivity_figures:
     input:
         summary="results/tables/sensitivity_summary.csv",
         trajectory="results/tables/sensitivity_trajectory.csv",
+        runs_table="results/tables/grokking_runs.csv",
     output:
         comparison=report(
             "results/figures/{dataset}/sensitivity_comparison.png",
@@ -98,7 +103,7 @@ rule sensitivity_figures:
         runtime=10,
     shell:
         "python -m robustgen sensitivity-figures --summary {input.summary} --trajectory {input.trajectory}"
-        " --dataset {wildcards.dataset}"
+        " --dataset {wildcards.dataset} --runs-table {input.runs_table}"
         " --comparison {output.comparison} --comparison-pdf {output.comparison_pdf}"
         " --trajectory-figure {output.trajectory} --trajectory-figure-pdf {output.trajectory_pdf} > {log} 2>&1"
 

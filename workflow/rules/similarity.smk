@@ -82,6 +82,7 @@ rule similarity_figures:
         layers="results/tables/cka_layers.csv",
         seeds="results/tables/cka_seeds.csv",
         trajectory="results/tables/cka_trajectory.csv",
+        runs_table="results/tables/grokking_runs.csv",
     output:
         heatmaps=report(
             "results/figures/{dataset}/cka_heatmaps.png",
@@ -111,7 +112,7 @@ rule similarity_figures:
         runtime=10,
     shell:
         "python -m robustgen similarity-figures --layers {input.layers} --seeds {input.seeds}"
-        " --trajectory {input.trajectory} --dataset {wildcards.dataset}"
+        " --trajectory {input.trajectory} --dataset {wildcards.dataset} --runs-table {input.runs_table}"
         " --heatmaps {output.heatmaps} --heatmaps-pdf {output.heatmaps_pdf}"
         " --by-layer {output.by_layer} --by-layer-pdf {output.by_layer_pdf}"
         " --trajectory-figure {output.trajectory} --trajectory-figure-pdf {output.trajectory_pdf} > {log} 2>&1"

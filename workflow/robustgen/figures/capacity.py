@@ -38,7 +38,8 @@ def capacity_generalisation(table: pd.DataFrame) -> plt.Figure:
 def capacity_sensitivity(table: pd.DataFrame, found: pd.DataFrame) -> plt.Figure:
     """Generalisation gap against the Jacobian norm at test points (log axis) and against the transition
     density along ellipses through test points of different classes, networks at 100 % training accuracy,
-    with Pearson and Spearman correlations and their bootstrap 95 % intervals."""
+    with Pearson and Spearman correlations over all networks and within architectures, and their 95 %
+    intervals (configurations resampled with their seeds)."""
     fitted_nets = table[table["reached_full_train_acc"].astype(bool)]
     colours = depth_colours(table["depth"].unique())
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.9))
@@ -51,12 +52,14 @@ def capacity_sensitivity(table: pd.DataFrame, found: pd.DataFrame) -> plt.Figure
                        "transition_density_different_class": "transitions per unit length\n(ellipses through test points of different classes)"}[x])
         ax.set_ylabel("generalisation gap (train − test accuracy)")
         ax.grid(alpha=0.3)
-        row = found[(found["x"] == x) & (found["y"] == "gap_acc")]
-        if len(row):
-            r = row.iloc[0]
+        rows = found[(found["x"] == x) & (found["y"] == "gap_acc")].set_index("scope")
+        if "all" in rows.index:
+            r, w = rows.loc["all"], rows.loc["within_architecture"]
             ax.text(0.02, 0.97, f"n = {int(r['n'])}\n"
                     f"Pearson{' (log x)' if log else ''} {r['pearson']:.2f} [{r['pearson_ci_low']:.2f}, {r['pearson_ci_high']:.2f}]\n"
-                    f"Spearman {r['spearman']:.2f} [{r['spearman_ci_low']:.2f}, {r['spearman_ci_high']:.2f}]",
+                    f"Spearman {r['spearman']:.2f} [{r['spearman_ci_low']:.2f}, {r['spearman_ci_high']:.2f}]\n"
+                    f"within an architecture: Spearman {w['spearman']:.2f} "
+                    f"[{w['spearman_ci_low']:.2f}, {w['spearman_ci_high']:.2f}]",
                     transform=ax.transAxes, va="top", fontsize=8,
                     bbox=dict(facecolor="white", alpha=0.8, edgecolor="none"))
     axes[1].legend(fontsize=7, loc="lower right")

@@ -9,9 +9,10 @@ import pandas as pd
 from .style import CHECKPOINT_COLOURS, by_panel, label_panels, legend_below, panels, seed_colour, seed_handles
 
 
-def robustness_histograms(per_image: pd.DataFrame) -> plt.Figure:
+def robustness_histograms(per_image: pd.DataFrame, notes: dict | None = None) -> plt.Figure:
     """Walker's histogram: the random-noise radius (grid mode, finest Δ) of the memorised and the
-    generalised checkpoint, seeds pooled, one panel per (α, wd); medians as vertical lines."""
+    generalised checkpoint, seeds pooled, one panel per (α, wd); medians as vertical lines. `notes`
+    (style.delay_notes) marks panels whose runs generalised before memorising."""
     grid = per_image[(per_image["measure"] == "random") & (per_image["mode"] == "grid")]
     if grid.empty:  # no grid deltas configured: fall back to the bisection mode
         grid = per_image[(per_image["measure"] == "random") & (per_image["mode"] == "bisection")]
@@ -37,7 +38,7 @@ def robustness_histograms(per_image: pd.DataFrame) -> plt.Figure:
                     label=f"{name} (n={len(radii)}, median {np.median(radii):.2f})")
             ax.axvline(np.median(radii), color=CHECKPOINT_COLOURS[name], lw=1.5, ls="--")
         ax.legend(fontsize=7)
-    label_panels(axes, alphas, wds, "images", label)
+    label_panels(axes, alphas, wds, "images", label, notes)
     fig.tight_layout()
     return fig
 

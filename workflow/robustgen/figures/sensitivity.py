@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .style import CHECKPOINT_COLOURS, legend_below, seed_colour, seed_handles
+from .style import CHECKPOINT_COLOURS, legend_below, panel_title, seed_colour, seed_handles
 
 WHERE_LABELS = {"test_points": "test\npoints", "train_points": "train\npoints", "random": "random\nellipse",
                 "different_class": "different-\nclass ellipse", "same_class": "same-\nclass ellipse"}
@@ -14,9 +14,10 @@ METRIC_LABELS = {"jacobian_norm": "Jacobian norm ‖∂softmax/∂x‖_F", "tran
                  "transitions": "transitions per ellipse"}
 
 
-def sensitivity_comparison(summary: pd.DataFrame) -> plt.Figure:
-    """Novak's comparison: mean Jacobian norm and transition density (± standard error) at test and
-    training points and along each kind of ellipse, for each checkpoint; a column per (α, wd), seeds pooled."""
+def sensitivity_comparison(summary: pd.DataFrame, notes: dict | None = None) -> plt.Figure:
+    """Novak's comparison: the mean over seeds of the Jacobian norm and the transition density at test and
+    training points and along each kind of ellipse, for each checkpoint, with 95 % hierarchical-bootstrap
+    intervals (seeds, then items); a column per (α, wd)."""
     group = summary[summary["scope"] == "group"]
     panels = sorted(set(zip(group["init_scale"], group["weight_decay"])))
     metrics = ["jacobian_norm", "transition_density"]
@@ -31,8 +32,9 @@ def sensitivity_comparison(summary: pd.DataFrame) -> plt.Figure:
             places = [w for w in WHERE_LABELS if w in set(rows["where"])]
             for c, name in enumerate(checkpoints):
                 r = rows[rows["checkpoint"] == name].set_index("where").reindex(places)
+                error = [(r["mean"] - r["ci_low"]).clip(lower=0), (r["ci_high"] - r["mean"]).clip(lower=0)]
                 ax.bar(np.arange(len(places)) + (c - (len(checkpoints) - 1) / 2) * width, r["mean"], width,
-                       yerr=r["se"], color=CHECKPOINT_COLOURS[name], alpha=0.8, capsize=2, label=name)
+                       yerr=error, color=CHECKPOINT_COLOURS[name], alpha=0.8, capsize=2, label=name)
             ax.set_xticks(range(len(places)), [WHERE_LABELS[p] for p in places], fontsize=7)
             if metric == "jacobian_norm":
                 ax.set_yscale("log")
@@ -40,7 +42,7 @@ def sensitivity_comparison(summary: pd.DataFrame) -> plt.Figure:
             if j == 0:
                 ax.set_ylabel(METRIC_LABELS[metric], fontsize=8)
             if i == 0:
-                ax.set_title(f"α = {alpha:g}, wd = {wd:g}", fontsize=10)
+                ax.set_title(panel_title(alpha, wd, notes), fontsize=9)
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     return fig

@@ -6,10 +6,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .style import CHECKPOINT_COLOURS, layers_in_order
+from .style import CHECKPOINT_COLOURS, layers_in_order, panel_title
 
 
-def cka_heatmaps(layers: pd.DataFrame) -> plt.Figure:
+def cka_heatmaps(layers: pd.DataFrame, notes: dict | None = None) -> plt.Figure:
     """Layer × layer CKA within the memorised, generalised and final networks and between the memorised
     and the generalised one, for the first seed of each (α, wd) (Cianfarani et al.'s block structure)."""
     seed = layers["seed"].min()
@@ -25,7 +25,7 @@ def cka_heatmaps(layers: pd.DataFrame) -> plt.Figure:
             rows = layers[(layers["init_scale"] == alpha) & (layers["weight_decay"] == wd)
                           & (layers["checkpoint_a"] == a) & (layers["checkpoint_b"] == b)]
             title = f"{a}" if a == b else f"{a} (rows) vs {b}"
-            ax.set_title(f"α = {alpha:g}, wd = {wd:g}, seed {seed}\n{title}", fontsize=8)
+            ax.set_title(panel_title(alpha, wd, notes, f", seed {seed}") + f"\n{title}", fontsize=7)
             if rows.empty:
                 ax.text(0.5, 0.5, "not reached", ha="center", va="center", transform=ax.transAxes)
                 ax.set_xticks([])
@@ -42,7 +42,7 @@ def cka_heatmaps(layers: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def cka_by_layer(layers: pd.DataFrame, seeds: pd.DataFrame) -> plt.Figure:
+def cka_by_layer(layers: pd.DataFrame, seeds: pd.DataFrame, notes: dict | None = None) -> plt.Figure:
     """Per layer: CKA between the memorised and the generalised network of the same run, and between two
     seeds' networks at the same checkpoint (means over runs / seed pairs, with their range)."""
     panels = sorted(set(zip(layers["init_scale"], layers["weight_decay"])))
@@ -71,7 +71,7 @@ def cka_by_layer(layers: pd.DataFrame, seeds: pd.DataFrame) -> plt.Figure:
             ax.fill_between(x, stats["min"], stats["max"], color=styles[label], alpha=0.15, lw=0)
         ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
         ax.set_ylim(0, 1.02)
-        ax.set_title(f"α = {alpha:g}, wd = {wd:g}", fontsize=10)
+        ax.set_title(panel_title(alpha, wd, notes), fontsize=9)
         ax.grid(alpha=0.3)
         if j == 0:
             ax.set_ylabel("CKA (same layer)")

@@ -27,11 +27,29 @@ def panels(keys, sharey=True):
     return fig, axes, rows, cols
 
 
-def label_panels(axes, alphas, wds, ylabel: str, xlabel: str = "step") -> None:
+def delay_notes(runs: pd.DataFrame) -> dict[tuple, str]:
+    """{(α, wd): a note on what its runs did, for panel titles}, from grokking_runs.csv: empty where every
+    seed grokked (memorised, then generalised at a later evaluation); otherwise how many seeds had no
+    grokking delay (generalised before or without memorising), so that a 'memorised' network is not read as
+    one that memorised before generalising."""
+    notes = {}
+    for (alpha, wd), frame in runs.groupby(["init_scale", "weight_decay"]):
+        no_delay = int((frame["status"] == "no_delay").sum())
+        if no_delay:
+            notes[(alpha, wd)] = f"no grokking delay in {no_delay}/{len(frame)} seeds (generalised first)"
+    return notes
+
+
+def panel_title(alpha, wd, notes: dict | None = None, extra: str = "") -> str:
+    note = (notes or {}).get((alpha, wd), "")
+    return f"α = {alpha:g}, wd = {wd:g}{extra}" + (f"\n{note}" if note else "")
+
+
+def label_panels(axes, alphas, wds, ylabel: str, xlabel: str = "step", notes: dict | None = None) -> None:
     for i, alpha in enumerate(alphas):
         for j, wd in enumerate(wds):
             ax = axes[i][j]
-            ax.set_title(f"α = {alpha:g}, wd = {wd:g}", fontsize=10)
+            ax.set_title(panel_title(alpha, wd, notes), fontsize=10 if not (notes or {}).get((alpha, wd)) else 8)
             ax.grid(alpha=0.3)
             if j == 0:
                 ax.set_ylabel(ylabel)

@@ -164,7 +164,8 @@ def adversarial_radius(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, no
                        step_size: float, max_eps: float, tol: float, clip: bool = False,
                        targeted: bool = False) -> torch.Tensor:
     """Smallest ε at which PGD finds a misclassified point in the ε-ball, by bisection over ε per image
-    (to within `tol`; +inf if PGD fails at `max_eps`). Assumes success is monotone in ε, as it nearly is.
+    (to within `tol`; +inf if PGD succeeds at no ε it tries up to `max_eps`). Bisection assumes success is
+    monotone in ε, as it nearly is; the radius returned is always an ε at which PGD did succeed.
 
     Untargeted PGD ascends the margin to the strongest competitor, an upper bound on the true radius;
     `targeted` attacks each image once towards every other class (num_classes − 1 times the cost).
@@ -187,11 +188,14 @@ def adversarial_radius(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, no
 
     hi = torch.full((len(index),), float(max_eps), dtype=torch.float64, device=x.device)
     lo = torch.zeros_like(hi)
-    reachable = attack(hi)
+    found = attack(hi)  # whether some ε so far gave a verified misclassification
     for _ in range(max(0, math.ceil(math.log2(max_eps / tol)))):
         mid = (lo + hi) / 2
         success = attack(mid)
+        found |= success
         hi = torch.where(success, mid, hi)
         lo = torch.where(success, lo, mid)
-    radius[index] = torch.where(reachable, hi, torch.full_like(hi, math.inf))
+    # hi is the smallest ε with a verified success; +inf only if PGD succeeded at no ε tried (an attack that
+    # fails at max_eps but succeeds at a smaller ε, as PGD's fixed step count allows, is not censored)
+    radius[index] = torch.where(found, hi, torch.full_like(hi, math.inf))
     return radius

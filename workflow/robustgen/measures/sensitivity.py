@@ -99,10 +99,18 @@ def trajectory_anchors(kind: str, x: torch.Tensor, labels: torch.Tensor, n: int,
     return x[anchor_indices(labels, kind, n, generator).to(x.device)]
 
 
+def jacobian_sample(k: int, every: int) -> torch.Tensor:
+    """Which of an ellipse's k points carry its mean Jacobian norm: the middle point of each run of `every`
+    (a midpoint rule). Starting at point 0 instead would always include the first anchor, a training
+    point, and never the other two (at k/3 and 2k/3), biasing the mean towards the data."""
+    return torch.arange(every // 2, k, every)
+
+
 def trajectory_sensitivity(model: nn.Sequential, anchors: torch.Tensor, *, k: int, jacobian_every: int,
                            chunk: int = 64) -> dict[str, torch.Tensor]:
     """Per ellipse through each anchor triple: transitions, length, transitions per unit length and the
-    mean Jacobian norm over every `jacobian_every`-th point of the k."""
+    mean Jacobian norm over every `jacobian_every`-th point of the k (`jacobian_sample`)."""
+    sample = jacobian_sample(k, jacobian_every).to(anchors.device)
     transitions, lengths, jacobians = [], [], []
     for s in range(0, len(anchors), chunk):
         points = ellipses(anchors[s:s + chunk], k)
@@ -110,7 +118,7 @@ def trajectory_sensitivity(model: nn.Sequential, anchors: torch.Tensor, *, k: in
         codes = activation_codes(model, points.reshape(-1, d)).reshape(n, k, -1)
         transitions.append(closed_transitions(codes))
         lengths.append(closed_length(points))
-        sub = points[:, ::jacobian_every].reshape(-1, d)
+        sub = points[:, sample].reshape(-1, d)
         jacobians.append(jacobian_norms(model, sub).reshape(n, -1).mean(dim=1))
     transitions, lengths = torch.cat(transitions), torch.cat(lengths)
     return dict(transitions=transitions.double(), length=lengths.double(),

@@ -108,8 +108,9 @@ def measure(split_path: Path, model_path: Path, run_path: Path, s: Sensitivity, 
 
 NETWORK_COLUMNS = ("dataset", "width", "depth", "optimizer", "lr", "batch_size", "seed", "parameters",
                    "train_acc", "test_acc", "train_loss", "test_loss", "gap_acc", "gap_loss",
-                   "jacobian_test", "jacobian_train", "transitions_different_class", "transitions_same_class",
-                   "transition_density_different_class", "transition_density_same_class",
+                   "jacobian_test", "jacobian_train", "hidden_units", "transitions_different_class",
+                   "transitions_same_class", "transition_density_different_class", "transition_density_same_class",
+                   "transitions_per_unit_different_class", "transitions_per_unit_same_class",
                    "epochs", "wall_seconds", "reached_full_train_acc", "stop_reason")
 
 
@@ -119,6 +120,7 @@ def network_row(run_json: Path, items_csv: Path) -> dict:
     items = pd.read_csv(items_csv)
     mean = lambda where, column: float(items.loc[items["where"] == where, column].mean())
     s = run["settings"]
+    hidden = s["width"] * (s["depth"] - 1)  # every hidden ReLU unit adds to the activation code
     return dict(
         dataset=run["data"]["dataset"], width=s["width"], depth=s["depth"], optimizer=s["optimizer"], lr=s["lr"],
         batch_size=s["batch_size"], seed=s["seed"], parameters=run["parameters"],
@@ -126,10 +128,14 @@ def network_row(run_json: Path, items_csv: Path) -> dict:
         test_loss=run["test_loss"], gap_acc=run["train_acc"] - run["test_acc"],
         gap_loss=run["test_loss"] - run["train_loss"],
         jacobian_test=mean("test_points", "jacobian_norm"), jacobian_train=mean("train_points", "jacobian_norm"),
+        hidden_units=hidden,
         transitions_different_class=mean("different_class", "transitions"),
         transitions_same_class=mean("same_class", "transitions"),
         transition_density_different_class=mean("different_class", "transition_density"),
         transition_density_same_class=mean("same_class", "transition_density"),
+        # a wider or deeper network has more units that can switch: transitions per unit remove that
+        transitions_per_unit_different_class=mean("different_class", "transitions") / hidden if hidden else np.nan,
+        transitions_per_unit_same_class=mean("same_class", "transitions") / hidden if hidden else np.nan,
         epochs=run["epochs"], wall_seconds=run["wall_seconds"],
         reached_full_train_acc=run["reached_full_train_acc"], stop_reason=run["stop_reason"],
     )
@@ -146,23 +152,41 @@ CORRELATIONS = (  # (x, transform of x, y): what Novak relates the generalisatio
     ("parameters", "log10", "gap_acc"),
     ("jacobian_test", "log10", "gap_acc"),
     ("transition_density_different_class", "none", "gap_acc"),
+    ("transitions_per_unit_different_class", "none", "gap_acc"),
     ("jacobian_test", "log10", "gap_loss"),
 )
+ARCHITECTURE = ["width", "depth"]
+CONFIGURATION = ["width", "depth", "optimizer", "lr", "batch_size"]  # a network but for its seed
 
 
 def correlations(table: pd.DataFrame, s: Bootstrap) -> pd.DataFrame:
-    """Pearson and Spearman correlations (bootstrap 95 % intervals over networks) of the generalisation
-    gap with log parameter count, log Jacobian norm and transition density, over the networks that
-    reached 100 % training accuracy (Novak's population)."""
-    fitted_nets = table[table["reached_full_train_acc"].astype(bool)]
+    """Pearson and Spearman correlations of the generalisation gap with log parameter count, log Jacobian
+    norm and transitions (per unit length, and per unit length and hidden unit), over the networks that
+    reached 100 % training accuracy (Novak's population). Two scopes: `all` networks, and `within_architecture`
+    (x and the gap centred on each width × depth's mean, so size itself cannot drive the correlation; it
+    needs several networks per architecture: seeds and the other factors of the grid). The 95 % intervals
+    resample configurations with all their seeds (a configuration's seeds are not independent networks)."""
+    fitted_nets = table[table["reached_full_train_acc"].astype(bool)].copy()
+    clusters = fitted_nets[CONFIGURATION].astype(str).agg("/".join, axis=1).to_numpy()
     rows = []
     for x_name, transform, y_name in CORRELATIONS:
         x = fitted_nets[x_name].to_numpy(dtype=float)
         x = np.log10(x) if transform == "log10" else x
         y = fitted_nets[y_name].to_numpy(dtype=float)
-        row = dict(x=x_name, x_transform=transform, y=y_name, n=len(x))
-        for method in ("pearson", "spearman"):
-            r, low, high = bootstrap_correlation(x, y, method=method, resamples=s.resamples, seed=s.seed)
-            row |= {method: r, f"{method}_ci_low": low, f"{method}_ci_high": high}
-        rows.append(row)
+        for scope in ("all", "within_architecture"):
+            if scope == "within_architecture":
+                groups = fitted_nets.groupby(ARCHITECTURE).ngroup().to_numpy()
+                x, y = _centred(x, groups), _centred(y, groups)
+            row = dict(scope=scope, x=x_name, x_transform=transform, y=y_name, n=len(x))
+            for method in ("pearson", "spearman"):
+                r, low, high = bootstrap_correlation(x, y, method=method, resamples=s.resamples, seed=s.seed,
+                                                     clusters=clusters)
+                row |= {method: r, f"{method}_ci_low": low, f"{method}_ci_high": high}
+            rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _centred(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """`values` minus the mean of their group."""
+    means = pd.Series(values).groupby(groups).transform("mean").to_numpy()
+    return values - means

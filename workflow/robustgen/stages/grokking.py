@@ -106,11 +106,11 @@ def run(split_path: Path, training: GrokkingTraining, *, init_scale: float, weig
 
 
 GROKKING_COLUMNS = (
-    "dataset", "init_scale", "weight_decay", "seed",
-    "memorised_step", "generalised_step",
+    "dataset", "init_scale", "weight_decay", "seed", "status",
+    "memorised_step", "generalised_step", "grokking_delay", "memorised_previous_step", "generalised_previous_step",
     "memorised_train_acc", "memorised_test_acc", "generalised_train_acc", "generalised_test_acc",
     "final_train_acc", "final_test_acc", "final_weight_norm",
-    "steps", "wall_seconds", "stop_reason", "status",
+    "steps", "wall_seconds", "stop_reason",
 )
 
 
@@ -125,8 +125,14 @@ def grokking_row(run_json: Path, checkpoints_json: Path) -> dict:
         init_scale=settings["init_scale"],
         weight_decay=settings["weight_decay"],
         seed=settings["seed"],
+        status=found["status"],
         memorised_step=cps["memorised"]["step"],
         generalised_step=cps["generalised"]["step"],
+        # generalised − memorised: positive for a run that grokked, ≤ 0 for one that generalised first
+        grokking_delay=(cps["generalised"]["step"] - cps["memorised"]["step"]
+                        if cps["memorised"]["reached"] and cps["generalised"]["reached"] else None),
+        memorised_previous_step=cps["memorised"].get("previous_step"),
+        generalised_previous_step=cps["generalised"].get("previous_step"),
         memorised_train_acc=cps["memorised"]["train_acc"],
         memorised_test_acc=cps["memorised"]["test_acc"],
         generalised_train_acc=cps["generalised"]["train_acc"],
@@ -137,7 +143,6 @@ def grokking_row(run_json: Path, checkpoints_json: Path) -> dict:
         steps=run["steps"],
         wall_seconds=run["wall_seconds"],
         stop_reason=run["stop_reason"],
-        status=found["status"],
     )
 
 
@@ -148,7 +153,8 @@ def grokking_table(run_jsons: list[Path], checkpoints_jsons: list[Path]) -> pd.D
     rows = [grokking_row(r, c) for r, c in zip(run_jsons, checkpoints_jsons)]
     table = pd.DataFrame(rows, columns=GROKKING_COLUMNS)
     table = table.sort_values(["dataset", "init_scale", "weight_decay", "seed"], kind="stable")
-    for column in ("memorised_step", "generalised_step"):
+    for column in ("memorised_step", "generalised_step", "grokking_delay", "memorised_previous_step",
+                   "generalised_previous_step"):
         table[column] = table[column].astype("Int64")
     return table.reset_index(drop=True)
 

@@ -1,7 +1,10 @@
 """The robustness stage: probe a run's checkpoints and snapshot trajectory, and summarise (docs/protocols.md §4).
 
-Every probe of a run uses the same test images and, for each search mode, the same random draws, so
-memorised and generalised networks are compared on paired inputs.
+Every network of a run is probed on the same test images. The bisection mode and PGD are paired: the
+bisection rays are the same fixed draws for every network, and PGD is deterministic. Walker's grid mode is
+not: it draws fresh directions at every amplitude for the images still unresolved, so two networks see
+different draws. Paired comparisons (the same image under two networks) use the images both classify
+correctly (docs/protocols.md §10).
 """
 
 from __future__ import annotations
@@ -93,34 +96,67 @@ def _stats(radii: pd.Series) -> dict:
                 median=median, q1=q1, q3=q3)
 
 
-SUMMARY_COLUMNS = ("scope", *RUN_COLUMNS, *PROBE_KEYS, "checkpoint", "step", "n_probed", "n_excluded",
-                   "n_censored", "median", "q1", "q3", "ratio_to_memorised", "ratio_ci_low", "ratio_ci_high",
+SUMMARY_COLUMNS = ("scope", *RUN_COLUMNS, *PROBE_KEYS, "checkpoint", "step", "status", "n_seeds", "n_grokked",
+                   "n_probed", "n_excluded", "n_censored", "median", "q1", "q3",
+                   "ratio_to_memorised", "ratio_ci_low", "ratio_ci_high",
+                   "paired_n", "paired_ratio", "paired_ci_low", "paired_ci_high", "seed_ratio_min", "seed_ratio_max",
                    "median_adversarial_to_random")
+GROUP_COLUMNS = ("dataset", "init_scale", "weight_decay")
+GROKKED = "generalised"  # the status of a run that memorised first and generalised later (stages.checkpoints)
 
 
-def summary(per_image: pd.DataFrame, s: Bootstrap) -> pd.DataFrame:
-    """robustness_summary.csv: per run and per (dataset, α, wd) over seeds, per probe and checkpoint:
-    median and quartiles of the radius, the ratio of its median to the memorised checkpoint's with a
-    bootstrap 95 % interval (images resampled within each seed), and for adversarial probes the median
-    per-image ratio of adversarial to random-noise (bisection) radius in the same norm."""
+def _ratios(networks: pd.DataFrame, memorised: pd.DataFrame, s: Bootstrap) -> dict:
+    """A checkpoint's radii against the memorised checkpoint's, over the seeds of `networks`: Walker's
+    pooled ratio of medians (each network's correctly classified images), the paired ratio on the images
+    both networks classify correctly, hierarchical-bootstrap intervals (seeds, then images) for both, and
+    the spread of the per-seed paired ratios."""
+    seeds = sorted(set(networks["seed"]) & set(memorised["seed"]))
+    if not seeds:
+        return {}
+    per_seed = {seed: (networks[networks["seed"] == seed].set_index("image")["radius"],
+                       memorised[memorised["seed"] == seed].set_index("image")["radius"]) for seed in seeds}
+    ratio, low, high = bootstrap_median_ratio([a.dropna().to_numpy() for a, _ in per_seed.values()],
+                                              [b.dropna().to_numpy() for _, b in per_seed.values()],
+                                              resamples=s.resamples, seed=s.seed)
+    common = {seed: pd.concat([a, b], axis=1, keys=["a", "b"]).dropna() for seed, (a, b) in per_seed.items()}
+    paired = bootstrap_median_ratio([c["a"].to_numpy() for c in common.values()],
+                                    [c["b"].to_numpy() for c in common.values()],
+                                    resamples=s.resamples, seed=s.seed, paired=True)
+    each = [float(np.median(c["a"]) / np.median(c["b"])) if len(c) else math.nan for c in common.values()]
+    return dict(ratio_to_memorised=ratio, ratio_ci_low=low, ratio_ci_high=high,
+                paired_n=sum(len(c) for c in common.values()), paired_ratio=paired[0], paired_ci_low=paired[1],
+                paired_ci_high=paired[2], seed_ratio_min=np.nanmin(each) if len(each) else math.nan,
+                seed_ratio_max=np.nanmax(each) if len(each) else math.nan)
+
+
+def summary(per_image: pd.DataFrame, s: Bootstrap, runs: pd.DataFrame) -> pd.DataFrame:
+    """robustness_summary.csv: per run (scope=run) and per (dataset, α, wd) over seeds (scope=group), per
+    probe and checkpoint: median and quartiles of the radius; against the memorised checkpoint, Walker's
+    ratio of medians and the paired ratio on common images, with 95 % hierarchical-bootstrap intervals
+    (seeds, then images within a seed; docs/protocols.md §10) and the per-seed spread; and for adversarial
+    probes the median per-image ratio of adversarial to random-noise (bisection) radius in the same norm.
+
+    `runs` is grokking_runs.csv. A memorised-vs-later comparison is made only for runs that grokked
+    (status 'generalised': memorised first, generalised later); a run whose generalisation came first
+    ('no_delay') has no memorised network to compare with, and its ratio cells stay empty.
+    """
     per_image = per_image.copy()
     per_image["delta"] = per_image["delta"].fillna(-1.0)  # a grouping key: −1 marks 'no grid'
+    status = runs.set_index(list(RUN_COLUMNS))["status"].to_dict()
+    per_image["status"] = [status.get(key, "") for key in zip(*(per_image[c] for c in RUN_COLUMNS))]
     rows = []
-    group_keys = ["dataset", "init_scale", "weight_decay"]
-    for scope, keys in (("run", list(RUN_COLUMNS)), ("group", group_keys)):
+    for scope, keys in (("run", list(RUN_COLUMNS)), ("group", list(GROUP_COLUMNS))):
         for ident, frame in per_image.groupby(keys + list(PROBE_KEYS), sort=True):
             ident = dict(zip(keys + list(PROBE_KEYS), ident))
-            by_checkpoint = {name: f for name, f in frame.groupby("checkpoint")}
-            for name, f in by_checkpoint.items():
+            grokked = frame[frame["status"] == GROKKED]
+            memorised = grokked[grokked["checkpoint"] == "memorised"]
+            for name, f in frame.groupby("checkpoint"):
                 row = dict(scope=scope, seed="all") | ident | dict(
                     checkpoint=name, step=int(f["step"].iloc[0]) if scope == "run" else math.nan,
-                    **_stats(f["radius"]))
-                if name != "memorised" and "memorised" in by_checkpoint:
-                    mem = by_checkpoint["memorised"]
-                    row["ratio_to_memorised"], row["ratio_ci_low"], row["ratio_ci_high"] = bootstrap_median_ratio(
-                        [g["radius"].dropna().to_numpy() for _, g in f.groupby("seed")],
-                        [g["radius"].dropna().to_numpy() for _, g in mem.groupby("seed")],
-                        resamples=s.resamples, seed=s.seed)
+                    status=f["status"].iloc[0] if scope == "run" else "", n_seeds=f["seed"].nunique(),
+                    n_grokked=grokked["seed"].nunique(), **_stats(f["radius"]))
+                if name != "memorised":
+                    row |= _ratios(grokked[grokked["checkpoint"] == name], memorised, s)
                 if ident["measure"] == "adversarial":
                     row["median_adversarial_to_random"] = _adversarial_to_random(per_image, f, ident["norm"])
                 rows.append(row)
@@ -134,9 +170,11 @@ def summary(per_image: pd.DataFrame, s: Bootstrap) -> pd.DataFrame:
 
 
 def _adversarial_to_random(per_image: pd.DataFrame, adversarial: pd.DataFrame, norm: str) -> float:
+    """Median over images of adversarial / random-noise (bisection) radius, each image paired with the
+    random radius of the same network (run and checkpoint) in the same norm."""
     random = per_image[(per_image["measure"] == "random") & (per_image["mode"] == "bisection")
                        & (per_image["norm"] == norm)]
-    keys = ["seed", "checkpoint", "image"]
+    keys = [*RUN_COLUMNS, "checkpoint", "image"]
     paired = adversarial.merge(random[keys + ["radius"]], on=keys, suffixes=("", "_random"))
     ratio = (paired["radius"] / paired["radius_random"]).replace([np.inf, -np.inf], np.nan).dropna()
     return float(ratio.median()) if len(ratio) else math.nan

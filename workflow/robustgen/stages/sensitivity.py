@@ -11,7 +11,8 @@ import torch
 
 from ..measures.sensitivity import KINDS, jacobian_norms, region_slice, trajectory_anchors, trajectory_sensitivity
 from ..runs import RUN_COLUMNS, accuracy_by_step, milestone_snapshots, open_run, stored_checkpoints
-from ..settings import RegionSlices, Sensitivity, SensitivityTrajectory
+from ..measures.stats import seed_mean
+from ..settings import Bootstrap, RegionSlices, Sensitivity, SensitivityTrajectory
 from ..tables import stack
 
 ITEM_COLUMNS = ("checkpoint", "step", "where", "item", "jacobian_norm", "transitions", "length",
@@ -97,6 +98,40 @@ def region_slices(split_path: Path, checkpoints_paths: list[Path], run_jsons: li
     return slices
 
 
+SUMMARY_COLUMNS = ("scope", *RUN_COLUMNS, "checkpoint", "step", "status", "where", "metric", "n", "mean", "se",
+                   "n_seeds", "ci_low", "ci_high")
+
+
+def summary(items: pd.DataFrame, s: Bootstrap, runs: pd.DataFrame) -> pd.DataFrame:
+    """sensitivity_summary.csv, per checkpoint, place and metric. Per run (scope=run): the mean over the
+    items with its standard error and a bootstrap 95 % interval over the items. Per (dataset, α, wd)
+    (scope=group): the mean over seeds of each seed's mean, its standard error over seeds (seeds are the
+    unit of replication) and a hierarchical-bootstrap 95 % interval (seeds, then items; docs/protocols.md
+    §10). `runs` (grokking_runs.csv) gives each run's status (a 'no_delay' run's memorised checkpoint comes
+    after its generalised one)."""
+    status = runs.set_index(list(RUN_COLUMNS))["status"].to_dict()
+    rows = []
+    for ident, frame in items.groupby([*RUN_COLUMNS, "checkpoint", "step", "where"], sort=False):
+        for metric in METRICS:
+            values = frame[metric].dropna().to_numpy(dtype=float)
+            if len(values):
+                found = seed_mean([values], resamples=s.resamples, seed=s.seed)
+                se = float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else np.nan
+                rows.append(dict(zip([*RUN_COLUMNS, "checkpoint", "step", "where"], ident), scope="run",
+                                 status=status.get(ident[:4], ""), metric=metric, n=len(values), mean=found["mean"],
+                                 se=se, n_seeds=1, ci_low=found["ci_low"], ci_high=found["ci_high"]))
+    group_keys = ["dataset", "init_scale", "weight_decay", "checkpoint", "where"]
+    for ident, frame in items.groupby(group_keys, sort=False):
+        for metric in METRICS:
+            per_seed = [f[metric].dropna().to_numpy(dtype=float) for _, f in frame.groupby("seed")]
+            found = seed_mean(per_seed, resamples=s.resamples, seed=s.seed)
+            if found["n_seeds"]:
+                rows.append(dict(zip(group_keys, ident), scope="group", seed="all", step=np.nan, metric=metric,
+                                 n=sum(len(v) for v in per_seed), **found))
+    return _ordered(pd.DataFrame(rows, columns=SUMMARY_COLUMNS), ["scope", *RUN_COLUMNS, "checkpoint", "where",
+                                                                 "metric"])
+
+
 def _mean_se(values: pd.Series) -> dict:
     values = values.dropna().to_numpy(dtype=float)
     n = len(values)
@@ -114,22 +149,9 @@ def _long(items: pd.DataFrame, keys: list[str]) -> list[dict]:
     return rows
 
 
-SUMMARY_COLUMNS = ("scope", *RUN_COLUMNS, "checkpoint", "step", "where", "metric", "n", "mean", "se")
-
-
-def summary(items: pd.DataFrame) -> pd.DataFrame:
-    """sensitivity_summary.csv: mean and standard error of each metric per run (scope=run) and per
-    (dataset, α, wd) over seeds (scope=group), per checkpoint and where it was measured."""
-    run_rows = _long(items, [*RUN_COLUMNS, "checkpoint", "step", "where"])
-    group_rows = _long(items, ["dataset", "init_scale", "weight_decay", "checkpoint", "where"])
-    table = pd.DataFrame([dict(scope="run", **r) for r in run_rows]
-                         + [dict(scope="group", seed="all", step=np.nan, **r) for r in group_rows],
-                         columns=SUMMARY_COLUMNS)
-    return _ordered(table, ["scope", *RUN_COLUMNS, "checkpoint", "where", "metric"])
-
-
 def trajectory_table(items: pd.DataFrame, metrics: dict[tuple, pd.DataFrame]) -> pd.DataFrame:
-    """Per run, snapshot step, place and metric: mean and standard error, beside train/test accuracy."""
+    """Per run, snapshot step, place and metric: mean and standard error over the items, beside train/test
+    accuracy."""
     table = pd.DataFrame(_long(items, [*RUN_COLUMNS, "step", "where"]))
     table = table.merge(accuracy_by_step(metrics), on=[*RUN_COLUMNS, "step"], how="left")
     return _ordered(table, [*RUN_COLUMNS, "step", "where", "metric"])
