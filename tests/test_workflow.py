@@ -64,7 +64,7 @@ def test_checkpoint_weights_reproduce_the_recorded_accuracy(smoke):
 
 
 FIGURES = ("grokking_curves", "grokking_steps_to_generalise", "robustness_histograms", "robustness_trajectory",
-           "robustness_random_vs_adversarial", "sensitivity_comparison", "sensitivity_trajectory",
+           "robustness_random_vs_adversarial", "robustness_accuracy", "sensitivity_comparison", "sensitivity_trajectory",
            "sensitivity_slices", "cka_heatmaps", "cka_by_layer", "cka_trajectory", "capacity_generalisation",
            "capacity_sensitivity")
 
@@ -168,7 +168,15 @@ def test_robustness_tables_agree_with_the_per_image_probes(smoke):
     summary = pd.read_csv(results / "tables" / "robustness_summary.csv")
     # α=1 reached only the generalised and final checkpoints; α=8 only the final one
     assert set(per_image.checkpoint) == {"generalised", "final"}
-    assert set(per_image["mode"]) == {"grid", "bisection", "pgd"} and set(per_image.norm) == {"l2", "linf"}
+    assert set(per_image["mode"]) == {"grid", "bisection", "pgd", "deepfool", "fmn", "tightest"}
+    assert set(per_image.norm) == {"l2", "linf"}
+    # the tightest adversarial radius is the smallest of the attacks', and names the attack that found it
+    adversarial = per_image[per_image.measure == "adversarial"].pivot_table(
+        index=["checkpoint", "norm", "image"], columns="mode", values="radius", dropna=False)
+    found = adversarial.dropna()
+    assert (found["tightest"] == found[["pgd", "deepfool", "fmn"]].min(axis=1)).all() and len(found)
+    tightest = per_image[(per_image["mode"] == "tightest") & per_image.radius.notna()]
+    assert set(tightest.found_by) <= {"pgd", "deepfool", "fmn", "none"}
     assert per_image.image.min() == 1000 and per_image.image.nunique() == 100
     for (checkpoint, mode, norm), frame in per_image.groupby(["checkpoint", "mode", "norm"]):
         row = summary[(summary.scope == "run") & (summary.init_scale == 1.0) & (summary.checkpoint == checkpoint)

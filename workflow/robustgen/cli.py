@@ -139,6 +139,7 @@ def robustness_figures(a) -> None:
     save_figure(figures.robustness_trajectory(trajectory[trajectory["dataset"] == a.dataset]),
                 a.trajectory_figure, a.trajectory_figure_pdf)
     save_figure(figures.random_vs_adversarial(per_image), a.random_vs_adversarial, a.random_vs_adversarial_pdf)
+    save_figure(figures.robust_accuracy(per_image, notes), a.accuracy, a.accuracy_pdf)
 
 
 def sensitivity_checkpoints(a) -> None:
@@ -342,7 +343,7 @@ STEPS = {
                               reads={"robustness": views.Summaries}),
     "robustness-figures": Step(robustness_figures, "radius histograms, trajectory, random vs adversarial",
                                files=("checkpoint_probes*", "trajectory", "runs_table"), values=dict(dataset=str),
-                               figures=("histograms", "trajectory_figure", "random_vs_adversarial")),
+                               figures=("histograms", "trajectory_figure", "random_vs_adversarial", "accuracy")),
     "sensitivity-checkpoints": Step(sensitivity_checkpoints, "Jacobian norms and transitions of a run's checkpoints",
                                     files=RUN_FILES, reads={"sensitivity": views.Sensitivity, "device": str},
                                     compute=True),

@@ -157,13 +157,22 @@ class PerNorm:
 
 
 @dataclasses.dataclass(frozen=True)
+class AttacksPerNorm:
+    l2: list[str]
+    linf: list[str]
+
+
+@dataclasses.dataclass(frozen=True)
 class Adversarial:
+    """robustness.adversarial.*: the PGD radius and the minimal-norm attacks beside it."""
+
     norms: list[str]
     steps: int
     step_size: float
     targeted: bool
     max_eps: PerNorm
     tol: PerNorm
+    attacks: AttacksPerNorm
 
 
 @dataclasses.dataclass(frozen=True)

@@ -160,6 +160,7 @@ FIGURES = {
         "robustness_histograms",
         "robustness_trajectory",
         "robustness_random_vs_adversarial",
+        "robustness_accuracy",
     ],
     "sensitivity": [
         "sensitivity_comparison",

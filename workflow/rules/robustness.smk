@@ -99,6 +99,12 @@ rule robustness_figures:
             category="Robustness",
         ),
         random_vs_adversarial_pdf="results/figures/{dataset}/robustness_random_vs_adversarial.pdf",
+        accuracy=report(
+            "results/figures/{dataset}/robustness_accuracy.png",
+            caption="../report/robustness_accuracy.rst",
+            category="Robustness",
+        ),
+        accuracy_pdf="results/figures/{dataset}/robustness_accuracy.pdf",
     log:
         "logs/figures/{dataset}/robustness.log",
     conda:
@@ -113,4 +119,5 @@ rule robustness_figures:
         " --histograms {output.histograms} --histograms-pdf {output.histograms_pdf}"
         " --trajectory-figure {output.trajectory} --trajectory-figure-pdf {output.trajectory_pdf}"
         " --random-vs-adversarial {output.random_vs_adversarial}"
-        " --random-vs-adversarial-pdf {output.random_vs_adversarial_pdf} > {log} 2>&1"
+        " --random-vs-adversarial-pdf {output.random_vs_adversarial_pdf}"
+        " --accuracy {output.accuracy} --accuracy-pdf {output.accuracy_pdf} > {log} 2>&1"

@@ -6,7 +6,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .style import CHECKPOINT_COLOURS, by_panel, label_panels, legend_below, panels, seed_colour, seed_handles
+from .style import (CHECKPOINT_COLOURS, by_panel, label_panels, legend_below, panel_title, panels, seed_colour,
+                    seed_handles)
 
 
 def robustness_histograms(per_image: pd.DataFrame, notes: dict | None = None) -> plt.Figure:
@@ -72,11 +73,14 @@ def robustness_trajectory(trajectory: pd.DataFrame) -> plt.Figure:
 
 
 def random_vs_adversarial(per_image: pd.DataFrame) -> plt.Figure:
-    """Per image: adversarial (PGD) radius against random-noise (bisection) radius in the same norm, for
-    the memorised and generalised checkpoints, one panel per (α, wd), log-log with the median ratio."""
+    """Per image: adversarial radius (the tightest over the attacks, else PGD's) against random-noise
+    (bisection) radius in the same norm, for the memorised and generalised checkpoints, one panel per
+    (α, wd), log-log with the median ratio."""
     random = per_image[(per_image["measure"] == "random") & (per_image["mode"] == "bisection")]
     norm = random["norm"].iloc[0] if len(random) else "l2"
     adversarial = per_image[(per_image["measure"] == "adversarial") & (per_image["norm"] == norm)]
+    mode = "tightest" if (adversarial["mode"] == "tightest").any() else "pgd"
+    adversarial = adversarial[adversarial["mode"] == mode]
     keys_ = ["seed", "checkpoint", "image", "init_scale", "weight_decay"]
     paired = random[keys_ + ["radius"]].merge(adversarial[keys_ + ["radius"]], on=keys_,
                                               suffixes=("_random", "_adversarial"))
@@ -95,6 +99,53 @@ def random_vs_adversarial(per_image: pd.DataFrame) -> plt.Figure:
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.legend(fontsize=7, markerscale=3)
-    label_panels(axes, alphas, wds, f"adversarial radius (PGD, {norm})", f"random-noise radius ({norm})")
+    label_panels(axes, alphas, wds, f"adversarial radius ({'tightest' if mode == 'tightest' else 'PGD'}, {norm})",
+                 f"random-noise radius ({norm})")
+    fig.tight_layout()
+    return fig
+
+
+def robust_accuracy(per_image: pd.DataFrame, notes: dict | None = None) -> plt.Figure:
+    """Robust accuracy against ε, as the adversarial-robustness literature reports it: the fraction of all
+    probe images whose (tightest) adversarial radius exceeds ε (an image misclassified unperturbed counts as
+    not robust at any ε), for the memorised and generalised checkpoints; one row per norm, one column per
+    (α, wd); the mean over seeds, with every seed's curve thin."""
+    adversarial = per_image[per_image["measure"] == "adversarial"]
+    mode = "tightest" if (adversarial["mode"] == "tightest").any() else "pgd"
+    adversarial = adversarial[(adversarial["mode"] == mode) & adversarial["checkpoint"].isin(["memorised",
+                                                                                           "generalised"])]
+    norms = sorted(adversarial["norm"].unique())
+    columns = sorted(set(zip(adversarial["init_scale"], adversarial["weight_decay"])))
+    if not norms or not columns:
+        fig, ax = plt.subplots(figsize=(5, 2))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no memorised or generalised network was probed", ha="center", va="center")
+        return fig
+    fig, axes = plt.subplots(len(norms), len(columns), figsize=(4.2 * len(columns), 3.2 * len(norms)),
+                             squeeze=False)
+    for i, norm in enumerate(norms):
+        rows = adversarial[adversarial["norm"] == norm]
+        finite = rows["radius"][np.isfinite(rows["radius"].astype(float))]
+        eps = np.linspace(0, float(finite.quantile(0.99)) if len(finite) else 1.0, 200)
+        for j, (alpha, wd) in enumerate(columns):
+            ax = axes[i][j]
+            panel = rows[(rows["init_scale"] == alpha) & (rows["weight_decay"] == wd)]
+            for name in ("memorised", "generalised"):
+                curves = []
+                for seed, f in panel[panel["checkpoint"] == name].groupby("seed"):
+                    radii = f["radius"].fillna(0.0).to_numpy(dtype=float)  # misclassified: not robust at all
+                    curves.append((radii[None, :] > eps[:, None]).mean(axis=1))
+                    ax.plot(eps, curves[-1], color=CHECKPOINT_COLOURS[name], lw=0.6, alpha=0.4)
+                if curves:
+                    ax.plot(eps, np.mean(curves, axis=0), color=CHECKPOINT_COLOURS[name], lw=1.8,
+                            label=f"{name} ({len(curves)} seeds)")
+            ax.set_ylim(0, 1.02)
+            ax.grid(alpha=0.3)
+            ax.set_title(panel_title(alpha, wd, notes), fontsize=9)
+            ax.set_xlabel(f"ε ({norm})")
+            if j == 0:
+                ax.set_ylabel("robust accuracy")
+            if len(ax.lines):
+                ax.legend(fontsize=7)
     fig.tight_layout()
     return fig

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..measures.attacks import minimal_perturbations, tightest_radius
 from ..measures.probes import adversarial_radius, bisection_radius, grid_radius, noise_norm
 from ..measures.stats import bootstrap_median_ratio, quartiles
 from ..runs import RUN_COLUMNS, milestone_snapshots, open_run, stored_checkpoints
@@ -23,7 +24,7 @@ from ..settings import Adversarial, Bootstrap, CheckpointProbes, RandomNoise, Tr
 from ..tables import stack
 
 PROBE_KEYS = ("measure", "mode", "norm", "delta")
-PER_IMAGE_COLUMNS = (*RUN_COLUMNS, "checkpoint", "step", *PROBE_KEYS, "image", "label", "radius")
+PER_IMAGE_COLUMNS = (*RUN_COLUMNS, "checkpoint", "step", *PROBE_KEYS, "image", "label", "radius", "found_by")
 
 
 def _generator(seed: int, device) -> torch.Generator:
@@ -45,18 +46,31 @@ def random_noise_probes(model, x, y, s: RandomNoise, grid_deltas=()) -> list[tup
 
 
 def adversarial_probes(model, x, y, a: Adversarial, clip: bool) -> list[tuple[dict, torch.Tensor]]:
-    """(probe key, radii) of the PGD radius in every norm of `a.norms`."""
-    return [(dict(measure="adversarial", mode="pgd", norm=norm, delta=math.nan),
-             adversarial_radius(model, x, y, norm=norm, steps=a.steps, step_size=a.step_size,
-                                max_eps=getattr(a.max_eps, norm), tol=getattr(a.tol, norm), clip=clip,
-                                targeted=a.targeted))
-            for norm in a.norms]
+    """(probe key, radii) in every norm of `a.norms`: the PGD radius, the radius of each minimal-norm attack
+    of `a.attacks`, and the tightest of them per image (mode 'tightest', key `found_by`: which attack found
+    it). Every radius is certified by a misclassified point, so the smallest is the tightest upper bound on
+    the distance to the decision boundary (docs/protocols.md §4)."""
+    out = []
+    for norm in a.norms:
+        radii = {"pgd": adversarial_radius(model, x, y, norm=norm, steps=a.steps, step_size=a.step_size,
+                                           max_eps=getattr(a.max_eps, norm), tol=getattr(a.tol, norm), clip=clip,
+                                           targeted=a.targeted)}
+        radii |= minimal_perturbations(model, x, y, norm=norm, attacks=tuple(getattr(a.attacks, norm)), clip=clip)
+        out += [(dict(measure="adversarial", mode=name, norm=norm, delta=math.nan), radius)
+                for name, radius in radii.items()]
+        if len(radii) > 1:
+            tightest, found_by = tightest_radius(radii)
+            out.append((dict(measure="adversarial", mode="tightest", norm=norm, delta=math.nan,
+                             found_by=found_by), tightest))
+    return out
 
 
 def _rows(run: dict, checkpoint: str, step: int, probes, index, labels) -> pd.DataFrame:
     frames = []
     for key, radius in probes:
-        frame = pd.DataFrame(dict(image=index.numpy(), label=labels.cpu().numpy(), radius=radius.cpu().numpy()))
+        key = dict(key)
+        frame = pd.DataFrame(dict(image=index.numpy(), label=labels.cpu().numpy(), radius=radius.cpu().numpy(),
+                                  found_by=key.pop("found_by", "")))
         for column, value in {**run, "checkpoint": checkpoint, "step": step, **key}.items():
             frame[column] = value
         frames.append(frame)
@@ -100,7 +114,7 @@ SUMMARY_COLUMNS = ("scope", *RUN_COLUMNS, *PROBE_KEYS, "checkpoint", "step", "st
                    "n_probed", "n_excluded", "n_censored", "median", "q1", "q3",
                    "ratio_to_memorised", "ratio_ci_low", "ratio_ci_high",
                    "paired_n", "paired_ratio", "paired_ci_low", "paired_ci_high", "seed_ratio_min", "seed_ratio_max",
-                   "median_adversarial_to_random")
+                   "median_adversarial_to_random", "found_by")
 GROUP_COLUMNS = ("dataset", "init_scale", "weight_decay")
 GROKKED = "generalised"  # the status of a run that memorised first and generalised later (stages.checkpoints)
 
@@ -159,6 +173,8 @@ def summary(per_image: pd.DataFrame, s: Bootstrap, runs: pd.DataFrame) -> pd.Dat
                     row |= _ratios(grokked[grokked["checkpoint"] == name], memorised, s)
                 if ident["measure"] == "adversarial":
                     row["median_adversarial_to_random"] = _adversarial_to_random(per_image, f, ident["norm"])
+                if ident["mode"] == "tightest":
+                    row["found_by"] = _shares(f.loc[f["radius"].notna() & np.isfinite(f["radius"]), "found_by"])
                 rows.append(row)
     table = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
     table["delta"] = table["delta"].where(table["delta"] >= 0)
@@ -167,6 +183,12 @@ def summary(per_image: pd.DataFrame, s: Bootstrap, runs: pd.DataFrame) -> pd.Dat
     return (table.sort_values(["scope", *RUN_COLUMNS, "measure", "mode", "norm", "delta", "_order"],
                               key=lambda c: c.astype(str) if c.name == "seed" else c)
             .drop(columns="_order").reset_index(drop=True))
+
+
+def _shares(found_by: pd.Series) -> str:
+    """Which attack found the tightest radius, as shares of the images: 'fmn 0.71, pgd 0.20, …'."""
+    shares = found_by.value_counts(normalize=True)
+    return ", ".join(f"{name} {share:.2f}" for name, share in shares.items())
 
 
 def _adversarial_to_random(per_image: pd.DataFrame, adversarial: pd.DataFrame, norm: str) -> float:
