@@ -1,5 +1,5 @@
 """A reference training loop that follows the Omnigrok MNIST notebook's protocol as published, written from
-its description (DESIGN.md §2), to time robustgen's loop against:
+its description (docs/protocols.md §2), to time robustgen's loop against:
 
 float64 throughout; a shuffled `DataLoader` over the training set with batch 200; AdamW; MSE on one-hot
 targets; train and test accuracy and loss computed over the whole sets through `DataLoader`s of batch 50 (one

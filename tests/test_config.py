@@ -93,3 +93,12 @@ def test_nested_command_line_values_are_typed():
     assert config["data"]["download"] is False
     with pytest.raises(ConfigError, match="grokking.max_steps"):
         validate(_merge(_default(), {"grokking": {"max_steps": "many"}}))
+
+
+def test_default_evaluations_are_at_least_as_dense_as_omnigroks():
+    """Checkpoints sit up to one evaluation interval past their crossing: no coarser than Omnigrok's 667."""
+    from robustgen.train import evaluation_steps
+
+    g = _default()["grokking"]
+    steps = evaluation_steps(g["max_steps"], g["evaluation"]["per_decade"], g["evaluation"]["max_interval"])
+    assert max(b - a for a, b in zip(steps, steps[1:])) <= 667

@@ -24,7 +24,7 @@ from typing import Callable
 
 from . import settings as views
 from .config import ConfigError, load, merge
-from .settings import SettingsError, build, slice_of
+from .settings import SettingsError, build, is_view, leaf_keys, slice_of
 
 # --- the steps -------------------------------------------------------------------------------------------
 
@@ -426,7 +426,10 @@ def parser() -> argparse.ArgumentParser:
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = top.add_subparsers(dest="step", required=True, metavar="STEP")
     for name, step in STEPS.items():
-        p = sub.add_parser(name, help=step.help, description=step.help)
+        keys = [key for section, kind in [*step.reads.items(), *step.untracked.items()]
+                for key in (leaf_keys(kind, section) if is_view(kind) else [section])]
+        p = sub.add_parser(name, help=step.help, description=step.help + (
+            "; reads config keys " + ", ".join(keys) if keys else ""))
         for value, kind in step.values.items():
             p.add_argument(_flag(value), type=kind, required=True, dest=value)
         for file in step.files:
