@@ -49,6 +49,7 @@ from foolbox.devutils import atleast_kd, flatten
 from torch import nn
 
 from ..evaluation import predict
+from .probes import bisect, misclassified
 
 NORMS = ("l2", "linf")
 ATTACKS = {"l2": ("deepfool", "fmn", "ddn"), "linf": ("deepfool", "fmn")}
@@ -137,17 +138,16 @@ def _perturbed(x: torch.Tensor, delta: torch.Tensor, clip: bool) -> torch.Tensor
 
 def _shortest_on_ray(model: nn.Module, x: torch.Tensor, y: torch.Tensor, delta: torch.Tensor,
                      clip: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Bisect t ∈ (0, 1] along x + t·δ for the smallest t found misclassified. Returns the points at that t
-    (at t = 1 where x + δ itself is not misclassified) and whether each is misclassified, evaluated here."""
-    hi = torch.ones(len(x), dtype=torch.float64, device=x.device)
-    lo = torch.zeros_like(hi)
-    wrong = predict(model, _perturbed(x, delta, clip)) != y
-    for _ in range(REFINE_STEPS):
-        mid = (lo + hi) / 2
-        hit = predict(model, _perturbed(x, mid[:, None].to(x.dtype) * delta, clip)) != y
-        hi = torch.where(hit, mid, hi)
-        lo = torch.where(hit, lo, mid)
-    hi = torch.where(wrong, hi, torch.ones_like(hi))
+    """Bisect t ∈ (0, 1] along x + t·δ for the smallest t found misclassified (the probes' `bisect`).
+    Returns the points at that t (at t = 1 where x + δ itself is not misclassified) and whether each is
+    misclassified, evaluated here."""
+    one = torch.ones(len(x), dtype=torch.float64, device=x.device)
+
+    def wrong(t):
+        return misclassified(model, x + t[:, None].to(x.dtype) * delta, y, clip)
+
+    _, hi, _ = bisect(wrong, torch.zeros_like(one), one, REFINE_STEPS)
+    hi = torch.where(wrong(one), hi, one)
     points = _perturbed(x, hi[:, None].to(x.dtype) * delta, clip)
     return points, predict(model, points) != y
 

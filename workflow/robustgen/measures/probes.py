@@ -39,7 +39,21 @@ def noise_directions(n: int, k: int, d: int, noise: str, generator: torch.Genera
     return u / u.norm(dim=-1, keepdim=True)
 
 
-def _misclassified(model: nn.Module, points: torch.Tensor, labels: torch.Tensor, clip: bool) -> torch.Tensor:
+def bisect(succeeds, lo: torch.Tensor, hi: torch.Tensor, steps: int):
+    """Per-item bisection of brackets [lo, hi] whose upper end succeeds: `steps` halvings, each keeping the
+    half whose upper end `succeeds(mid)` (a bool tensor) says works. Returns (lo, hi, whether any midpoint
+    succeeded). Used by every search of the probes: along random rays, over ε, and along an attack's δ."""
+    seen = torch.zeros(lo.shape, dtype=torch.bool, device=lo.device)
+    for _ in range(steps):
+        mid = (lo + hi) / 2
+        ok = succeeds(mid)
+        seen |= ok
+        hi = torch.where(ok, mid, hi)
+        lo = torch.where(ok, lo, mid)
+    return lo, hi, seen
+
+
+def misclassified(model: nn.Module, points: torch.Tensor, labels: torch.Tensor, clip: bool) -> torch.Tensor:
     """Whether each of `points` (…, d) is misclassified; labels broadcast over the leading dimensions."""
     if clip:
         points = points.clamp(0.0, 1.0)
@@ -67,7 +81,7 @@ def grid_radius(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, delta: fl
             break
         amplitude = i * delta
         u = noise_directions(len(index), k, x.shape[1], noise, generator, x.dtype, x.device)
-        hit = _misclassified(model, x[index, None, :] + amplitude * u, y[index, None], clip).any(dim=1)
+        hit = misclassified(model, x[index, None, :] + amplitude * u, y[index, None], clip).any(dim=1)
         radius[index[hit]] = amplitude
         alive[index[hit]] = False
     return radius
@@ -93,18 +107,16 @@ def ray_crossings(model: nn.Module, x: torch.Tensor, y: torch.Tensor, directions
         if len(index) == 0:
             break
         t = i * bracket_step
-        wrong = _misclassified(model, origin[index] + t * rays[index], labels[index], clip)
+        wrong = misclassified(model, origin[index] + t * rays[index], labels[index], clip)
         hi[index[wrong]] = t
         pending[index[wrong]] = False
     found = torch.isfinite(hi).nonzero().squeeze(1)
-    lo = hi[found] - bracket_step
-    up = hi[found]
-    for _ in range(max(0, math.ceil(math.log2(bracket_step / tol)))):
-        mid = (lo + up) / 2
-        wrong = _misclassified(model, origin[found] + mid[:, None].to(x.dtype) * rays[found], labels[found], clip)
-        up = torch.where(wrong, mid, up)
-        lo = torch.where(wrong, lo, mid)
-    hi[found] = up
+
+    def wrong(t):
+        return misclassified(model, origin[found] + t[:, None].to(x.dtype) * rays[found], labels[found], clip)
+
+    _, hi[found], _ = bisect(wrong, hi[found] - bracket_step, hi[found],
+                             max(0, math.ceil(math.log2(bracket_step / tol))))
     return hi.reshape(n, k)
 
 
@@ -187,14 +199,9 @@ def adversarial_radius(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, no
         return torch.zeros(len(index), dtype=torch.bool, device=x.device).index_put_((owner,), hit, accumulate=True)
 
     hi = torch.full((len(index),), float(max_eps), dtype=torch.float64, device=x.device)
-    lo = torch.zeros_like(hi)
-    found = attack(hi)  # whether some ε so far gave a verified misclassification
-    for _ in range(max(0, math.ceil(math.log2(max_eps / tol)))):
-        mid = (lo + hi) / 2
-        success = attack(mid)
-        found |= success
-        hi = torch.where(success, mid, hi)
-        lo = torch.where(success, lo, mid)
+    reachable = attack(hi)
+    _, hi, seen = bisect(attack, torch.zeros_like(hi), hi, max(0, math.ceil(math.log2(max_eps / tol))))
+    found = reachable | seen
     # hi is the smallest ε with a verified success; +inf only if PGD succeeded at no ε tried (an attack that
     # fails at max_eps but succeeds at a smaller ε, as PGD's fixed step count allows, is not censored)
     radius[index] = torch.where(found, hi, torch.full_like(hi, math.inf))
