@@ -143,6 +143,7 @@ def train(
     should_stop: Callable[[list[dict]], str | None] = lambda history: None,
     on_evaluation: Callable[[int, nn.Module, dict], None] = lambda step, model, record: None,
     resume: Resume | None = None,
+    perturb: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> TrainResult:
     """Train `model` for up to `max_steps` minibatch steps of `batch_size` shuffled training points.
 
@@ -154,7 +155,8 @@ def train(
     called; training stops when `should_stop(history)` names a reason, the loss stops being finite
     ("diverged"), or `max_steps` is reached. Step s's record describes the network after s updates.
     With `resume`, the state is saved on its interval and on SIGTERM (then `Preempted` is raised), and
-    a saved state of the same run is continued.
+    a saved state of the same run is continued. `perturb(model, xb, yb)`, if given, replaces each batch's
+    inputs before the step (adversarial training: `measures.perturbations`); it must leave `.grad` alone.
     """
     evaluate_at = set(eval_steps) | {max_steps}
     mlp_layers = relu_mlp_layers(model)  # explicit backpropagation for Linear/ReLU stacks, else autograd
@@ -212,6 +214,8 @@ def train(
                 position = 0
             xb, yb = epoch_x[position:position + batch_size], epoch_y[position:position + batch_size]
             position += batch_size
+            if perturb is not None:
+                xb = perturb(model, xb, yb)
             set_gradients(model, xb, yb, loss, mlp_layers)
             optimizer.step()
             step += 1

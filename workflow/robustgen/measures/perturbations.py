@@ -1,0 +1,66 @@
+"""L∞ adversarial perturbations of a training batch: the single-step methods and PGD of adversarial training
+(docs/protocols.md §8).
+
+Every method is signed-gradient ascent of the training loss from a starting perturbation, so one function,
+`linf_ascent`, computes them all; `METHODS` names the published settings:
+
+- ``fgsm``: zero start, one step of ε, projected onto the ε-ball (Goodfellow et al. 2015);
+- ``rs_fgsm``: uniform start in [−ε, ε], one step of 1.25 ε, projected (Wong, Rice & Kolter 2020);
+- ``n_fgsm``: uniform start in [−2ε, 2ε], one step of ε, *not* projected (de Jorge et al. 2022);
+- ``pgd``: uniform start, `steps` steps of `step` · ε, projected after each (Madry et al. 2018).
+
+Images stay in [0, 1]. Gradients are taken with respect to the input only (`torch.autograd.grad`), so the
+parameters' `.grad` is left as it was: the training step computes its own gradients afterwards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..evaluation import loss_fn
+
+
+@dataclass(frozen=True)
+class Ascent:
+    """A signed-gradient ascent: start ('zero', or 'uniform' in [−start·ε, start·ε]), steps of step·ε, and
+    whether each iterate is projected back onto the ε-ball."""
+
+    start: float
+    step: float
+    steps: int
+    project: bool
+
+
+METHODS = {
+    "fgsm": Ascent(start=0.0, step=1.0, steps=1, project=True),
+    "rs_fgsm": Ascent(start=1.0, step=1.25, steps=1, project=True),
+    "n_fgsm": Ascent(start=2.0, step=1.0, steps=1, project=False),
+}
+
+
+def pgd(steps: int, step: float) -> Ascent:
+    """PGD-k of adversarial training: a uniform start in the ε-ball, `steps` projected steps of step·ε."""
+    return Ascent(start=1.0, step=step, steps=steps, project=True)
+
+
+def linf_ascent(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, loss: str, eps: float, ascent: Ascent,
+                generator: torch.Generator) -> torch.Tensor:
+    """x + δ after `ascent` on the mean `loss` (the training objective) of `model`, in [0, 1]; the random
+    start is drawn with `generator`."""
+    delta = torch.zeros_like(x)
+    if ascent.start:
+        delta = (torch.rand(x.shape, generator=generator, dtype=x.dtype, device=x.device) * 2 - 1) * ascent.start * eps
+    delta = (x + delta).clamp(0, 1) - x
+    with torch.enable_grad():
+        for _ in range(ascent.steps):
+            delta.requires_grad_(True)
+            (grad,) = torch.autograd.grad(loss_fn(loss, model(x + delta), y), delta)
+            with torch.no_grad():
+                delta = delta + ascent.step * eps * grad.sign()
+                if ascent.project:
+                    delta = delta.clamp(-eps, eps)
+                delta = (x + delta).clamp(0, 1) - x
+    return (x + delta).detach()
