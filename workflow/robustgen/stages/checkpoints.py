@@ -34,9 +34,6 @@ def _entry(row: dict | None) -> dict:
                 test_loss=row["test_loss"], weight_norm=row["weight_norm"])
 
 
-STATUSES = ("generalised", "no_delay", "memorised_only", "neither", "diverged")
-
-
 def status(found: dict, stop_reason: str) -> str:
     """One word per run: diverged; generalised (memorised first, generalised at a later evaluation: it
     grokked, with a delay); no_delay (generalised without having memorised first: no grokking delay, and no
