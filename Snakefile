@@ -18,6 +18,7 @@ include: "workflow/rules/robustness.smk"
 include: "workflow/rules/sensitivity.smk"
 include: "workflow/rules/similarity.smk"
 include: "workflow/rules/capacity.smk"
+include: "workflow/rules/adversarial.smk"
 
 
 rule all:

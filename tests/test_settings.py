@@ -16,9 +16,10 @@ from robustgen.config import SCHEMA, load, merge, validate
 from robustgen.settings import SettingsError, build, leaf_keys
 
 ROOT = Path(__file__).resolve().parents[1]
-STUDIES = ("grokking", "capacity")
-# what the workflow itself reads to fan the study out (common.smk builds these two)
-FAN_OUT = {"grokking": settings.GrokkingGrid, "capacity": settings.CapacityGrid}
+STUDIES = ("grokking", "capacity", "adversarial")
+# what the workflow itself reads to fan the study out (common.smk builds these)
+FAN_OUT = {"grokking": settings.GrokkingGrid, "capacity": settings.CapacityGrid,
+           "adversarial": settings.AdversarialGrid}
 
 
 def _schema_leaves(node=None, prefix=""):

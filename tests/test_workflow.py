@@ -66,7 +66,7 @@ def test_checkpoint_weights_reproduce_the_recorded_accuracy(smoke):
 FIGURES = ("grokking_curves", "grokking_steps_to_generalise", "robustness_histograms", "robustness_trajectory",
            "robustness_random_vs_adversarial", "robustness_accuracy", "sensitivity_comparison", "sensitivity_trajectory",
            "sensitivity_slices", "cka_heatmaps", "cka_by_layer", "cka_trajectory", "capacity_generalisation",
-           "capacity_sensitivity")
+           "capacity_sensitivity", "adversarial_co", "adversarial_curves", "adversarial_feature", "adversarial_probes")
 
 
 def test_figures_are_real_png_and_pdf(smoke):
@@ -105,8 +105,10 @@ def test_changing_a_probe_knob_reruns_only_probes(smoke):
     jobs = smoke.planned_jobs("--configfile", SMOKE, "--config", "robustness={grid_deltas: [0.2]}")
     assert jobs == {"probe_checkpoints": 2, "robustness_tables": 1, "robustness_figures": 1, "all": 1}
     jobs = smoke.planned_jobs("--configfile", SMOKE, "--config", "robustness={draws: 3}")
+    # the adversarially trained networks are probed with the same random-noise search
     assert jobs == {"probe_checkpoints": 2, "probe_trajectory": 2, "robustness_tables": 1,
-                    "robustness_figures": 1, "all": 1}
+                    "robustness_figures": 1, "probe_adversarial": 5, "adversarial_tables": 1,
+                    "adversarial_figures": 1, "all": 1}
 
 
 def test_the_state_interval_reruns_nothing(smoke):
@@ -139,8 +141,9 @@ def test_changing_a_training_knob_reruns_training(smoke):
     jobs = smoke.planned_jobs("--configfile", SMOKE, "--config", "grokking={lr: 0.002}")
     assert jobs["train_grokking"] == 2 and "prepare_data" not in jobs and "train_capacity" not in jobs
     jobs = smoke.planned_jobs("--configfile", SMOKE, "--config", "data={split_seed: 1}")
-    # both studies' splits depend on the split seed
-    assert jobs["prepare_data"] == 2 and jobs["train_grokking"] == 2 and jobs["train_capacity"] == 4
+    # every study's split depends on the split seed
+    assert jobs["prepare_data"] == 3 and jobs["train_grokking"] == 2 and jobs["train_capacity"] == 4
+    assert jobs["train_adversarial"] == 5
 
 
 def test_report_holds_every_figure(smoke):
@@ -152,8 +155,8 @@ def test_report_holds_every_figure(smoke):
 
 def test_missing_dataset_offline_fails_with_instructions(workflow_factory, tmp_path):
     wf = workflow_factory("offline")
-    proc = wf.run("--cores", "1", "--configfile", SMOKE, "--config", "grokking={datasets: [mnist]}",
-                  f"data={{dir: {tmp_path / 'empty'}, download: false}}", check=False)
+    proc = wf.run("results/data/grokking/mnist.pt", "--cores", "1", "--configfile", SMOKE, "--config",
+                  "grokking={datasets: [mnist]}", f"data={{dir: {tmp_path / 'empty'}, download: false}}", check=False)
     assert proc.returncode != 0
     log = (wf.workdir / "logs" / "data" / "grokking" / "mnist.log").read_text()
     assert "Dataset 'mnist' was not found" in log and "robustgen download --dataset mnist" in log
@@ -195,8 +198,10 @@ def test_changing_a_sensitivity_knob_reruns_only_sensitivity(smoke):
     jobs = smoke.planned_jobs("--configfile", SMOKE, "--config", "sensitivity={ellipses: 6}")
     assert jobs == {"sensitivity_checkpoints": 2, "sensitivity_tables": 1, "sensitivity_figures": 1, "all": 1}
     jobs = smoke.planned_jobs("--configfile", SMOKE, "--config", "sensitivity={seed: 3}")
+    # the ellipses through the adversarially trained networks' test points are drawn with the same seed
     assert jobs == {"sensitivity_checkpoints": 2, "sensitivity_trajectory": 2, "sensitivity_tables": 1,
-                    "sensitivity_figures": 1, "sensitivity_slices": 1, "all": 1}
+                    "sensitivity_figures": 1, "sensitivity_slices": 1, "probe_adversarial": 5,
+                    "adversarial_tables": 1, "adversarial_figures": 1, "all": 1}
 
 
 def test_sensitivity_tables_agree_with_the_per_item_measurements(smoke):
@@ -276,10 +281,64 @@ def test_a_diverging_run_is_marked_and_the_study_completes(workflow_factory):
     every table and figure of the study is still made from the healthy run."""
     wf = workflow_factory("diverging")
     wf.run("--cores", "2", "--configfile", SMOKE, "--config", "grokking={init_scales: [1, 1.0e30]}",
-           "capacity={widths: [32], depths: [2]}")
+           "capacity={widths: [32], depths: [2]}",
+           "adversarial={methods: [fgsm], epsilons: [0.3], feature: {method: fgsm, epsilon: 0.3, betas: []}}")
     runs = pd.read_csv(wf.workdir / "results" / "tables" / "grokking_runs.csv").set_index("init_scale")
     assert runs.loc[1e30, "status"] == "diverged" and runs.loc[1e30, "steps"] == 0
     assert runs.loc[1.0, "status"] != "diverged"
     summary = pd.read_csv(wf.workdir / "results" / "tables" / "robustness_summary.csv")
     assert set(summary["init_scale"]) == {1.0}
     assert not list((wf.workdir / "results").rglob("in_progress"))
+
+
+# --- the adversarial stage -----------------------------------------------------------------------------------
+
+ADVERSARIAL_RUNS = [("fgsm", 0.1, 0.0), ("fgsm", 0.3, 0.0), ("pgd", 0.1, 0.0), ("pgd", 0.3, 0.0), ("fgsm", 0.3, 0.2)]
+
+
+def test_adversarial_tables_hold_every_run_and_its_evaluation(smoke):
+    tables = smoke.workdir / "results" / "tables"
+    runs = pd.read_csv(tables / "adversarial_runs.csv")
+    assert sorted(zip(runs.method, runs.eps, runs.beta)) == sorted(ADVERSARIAL_RUNS)
+    assert runs["pgd50_final"].between(0, 1).all() and (runs["pgd50_final"] <= runs["clean_final"]).all()
+    run_dir = smoke.workdir / "results" / "adversarial" / "mnist_embedded" / "fgsm_eps0.3_beta0.2_seed0"
+    log = pd.read_csv(run_dir / "log.csv")
+    row = runs[(runs.method == "fgsm") & (runs.beta == 0.2)].iloc[0]
+    assert row["best_pgd_acc"] == log["pgd_acc"].max() and row["final_pgd_acc"] == log["pgd_acc"].iloc[-1]
+    onset = pd.read_csv(tables / "adversarial_onset.csv")
+    assert set(onset.loc[onset.scope == "method", "method"]) == {"fgsm", "pgd"}  # the methods with two ε
+    probes = pd.read_csv(tables / "adversarial_probes.csv")
+    assert {"jacobian_norm", "random_bisection_l2", "adversarial_tightest_linf"} <= set(probes["measure"])
+    assert set(probes["network"]) <= {"final", "best"} and len(probes.groupby(["method", "eps", "beta"])) == 5
+
+
+def test_changing_the_co_rule_retrains_nothing(smoke):
+    jobs = smoke.planned_jobs("--configfile", SMOKE, "--config", "adversarial={overfitting: {drop: 0.1}}")
+    assert jobs == {"probe_adversarial": 5, "adversarial_tables": 1, "adversarial_figures": 1, "all": 1}
+
+
+def test_adding_a_beta_schedules_only_its_runs(smoke):
+    jobs = smoke.planned_jobs("--configfile", SMOKE, "--config",
+                              "adversarial={feature: {method: fgsm, epsilon: 0.3, betas: [0.2, 0.1]}}")
+    assert jobs == {"train_adversarial": 1, "probe_adversarial": 1, "adversarial_tables": 1,
+                    "adversarial_figures": 1, "all": 1}
+
+
+def test_an_adversarial_run_by_hand_reproduces_the_studys_log(smoke, tmp_path):
+    """Same config, same seed: the same training log and evaluation, byte for byte."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    results = smoke.workdir / "results"
+    run_dir = results / "adversarial" / "mnist_embedded" / "fgsm_eps0.3_beta0.2_seed0"
+    command = [sys.executable, "-m", "robustgen", "train-adversarial", "--config", str(ROOT / "config.yaml"),
+               "--config", SMOKE, "--method", "fgsm", "--eps", "0.3", "--beta", "0.2", "--seed", "0",
+               "--data", str(results / "data" / "adversarial" / "mnist_embedded.pt"), "--log", str(tmp_path / "log.csv"),
+               "--run-json", str(tmp_path / "run.json"), "--networks", str(tmp_path / "networks.pt")]
+    subprocess.run(command, check=True, capture_output=True, cwd=ROOT)
+    assert (tmp_path / "log.csv").read_bytes() == (run_dir / "log.csv").read_bytes()
+    from robustgen.io import read_json
+
+    assert read_json(tmp_path / "run.json")["evaluation"] == read_json(run_dir / "run.json")["evaluation"]

@@ -286,6 +286,69 @@ def similarity_figures(a) -> None:
     save_figure(figures.cka_trajectory(trajectory), a.trajectory_figure, a.trajectory_figure_pdf)
 
 
+def train_adversarial(a) -> None:
+    from .stages.adversarial import run
+
+    summary = run(a.data, a.knobs["adversarial"], method=a.method, eps=a.eps, beta=a.beta, seed=a.seed,
+                  device=a.knobs["device"], log_path=a.log, run_path=a.run_json, networks_path=a.networks)
+    final, best = summary["evaluation"]["final"], summary["evaluation"]["best"]
+    print(f"{summary['steps']} steps in {summary['wall_seconds']:.1f} s: final network clean {final['clean_acc']:.3f}, "
+          f"PGD {final['pgd_acc']:.3f}; best network (step {best['step']}) clean {best['clean_acc']:.3f}, "
+          f"PGD {best['pgd_acc']:.3f}")
+
+
+def probe_adversarial(a) -> None:
+    from .io import write_csv
+    from .stages.adversarial import probe
+
+    items = probe(a.data, a.networks, a.run_json, a.log, a.knobs["adversarial"], a.knobs["robustness"],
+                  a.knobs["sensitivity"], a.knobs["device"])
+    write_csv(items, a.output)
+    print(items.groupby(["network", "measure"], sort=False)["value"].median().to_string())
+
+
+def adversarial_tables(a) -> None:
+    from .io import write_csv
+    from .stages.adversarial import onset_table, probe_table, runs_table
+    from .tables import read_tables
+
+    runs = runs_table(a.runs, a.logs, a.knobs["adversarial"].overfitting)
+    write_csv(runs, a.runs_table)
+    onset = onset_table(runs)
+    write_csv(onset, a.onset)
+    write_csv(probe_table(read_tables(a.probes)), a.probes_table)
+    print(onset[onset["scope"] == "method"].to_string(index=False))
+
+
+def adversarial_figures(a) -> None:
+    import numpy as np
+    import pandas as pd
+
+    from .figures import adversarial as figures
+    from .io import read_json, save_figure
+    from .stages.adversarial import co_event
+
+    runs = pd.read_csv(a.runs_table)
+    runs = runs[runs["dataset"] == a.dataset]
+    feature = a.knobs["adversarial"].feature
+    logs = {}
+    for run_json, log in zip(a.runs, a.logs, strict=True):
+        s = read_json(run_json)["settings"]
+        logs[(s["method"], s["eps"], s["beta"], s["seed"])] = log
+    event = co_event(runs)
+    curves, reference = {}, None
+    if event is not None:
+        curves["event"] = pd.read_csv(logs[(event["method"], event["eps"], event["beta"], event["seed"])])
+        key = ("pgd", event["eps"], event["beta"], event["seed"])
+        reference = pd.read_csv(logs[key]) if key in logs else None
+    feature_logs = {(beta, seed): pd.read_csv(path) for (method, eps, beta, seed), path in logs.items()
+                    if method == feature.method and np.isclose(eps, feature.epsilon)}
+    save_figure(figures.co_plot(runs), a.co, a.co_pdf)
+    save_figure(figures.co_curves(curves, event, reference), a.curves, a.curves_pdf)
+    save_figure(figures.feature_plot(runs, feature_logs, feature.method, feature.epsilon), a.feature, a.feature_pdf)
+    save_figure(figures.probe_plot(pd.read_csv(a.probes_table), runs), a.probes, a.probes_pdf)
+
+
 # --- the table -------------------------------------------------------------------------------------------
 
 
@@ -385,6 +448,21 @@ STEPS = {
     "similarity-figures": Step(similarity_figures, "CKA heatmaps, per-layer comparisons and trajectory",
                                files=("layers", "seeds", "trajectory", "runs_table"), values=dict(dataset=str),
                                figures=("heatmaps", "by_layer", "trajectory_figure")),
+    "train-adversarial": Step(train_adversarial, "one adversarially trained network, its log and CO verdict",
+                              files=("data", "log", "run_json", "networks"),
+                              values=dict(method=str, eps=float, beta=float, seed=int),
+                              reads={"adversarial": views.AdversarialTraining, "device": str}, compute=True),
+    "probe-adversarial": Step(probe_adversarial, "the study's radii and sensitivities of a run's networks",
+                              files=("data", "networks", "run_json", "log", "output"),
+                              reads={"adversarial": views.AdversarialProbes, "robustness": views.RadiusProbes,
+                                     "sensitivity": views.EllipseSampling, "device": str}, compute=True),
+    "adversarial-tables": Step(adversarial_tables, "adversarial_runs.csv, adversarial_onset.csv, adversarial_probes.csv",
+                               files=("runs*", "logs*", "probes*", "runs_table", "onset", "probes_table"),
+                               reads={"adversarial": views.OverfittingVerdict}),
+    "adversarial-figures": Step(adversarial_figures, "the CO plot, a CO event, the feature sweep, the probes",
+                                files=("runs*", "logs*", "runs_table", "probes_table"), values=dict(dataset=str),
+                                reads={"adversarial": views.FeatureOf},
+                                figures=("co", "curves", "feature", "probes")),
 }
 
 

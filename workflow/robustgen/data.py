@@ -132,6 +132,7 @@ def _missing_message(name: str, root: Path, why: str) -> str:
 SWITCHES = {  # the config key that picks each study's dataset, and the one-line switch to the embedded MNIST
     "grokking": ("grokking.datasets", f'snakemake --cores 2 --config "grokking={{datasets: [{EMBEDDED}]}}"'),
     "capacity": ("capacity.dataset", f'snakemake --cores 2 --config "capacity={{dataset: {EMBEDDED}}}"'),
+    "adversarial": ("adversarial.dataset", f'snakemake --cores 2 --config "adversarial={{dataset: {EMBEDDED}}}"'),
 }
 
 

@@ -1,4 +1,6 @@
-"""Fully-connected ReLU networks with Omnigrok's init scaling (docs/protocols.md §2)."""
+"""The study's networks: fully-connected ReLU networks with Omnigrok's init scaling (docs/protocols.md §2), and
+the small CNN of Wong et al.'s MNIST adversarial training (§8). Both are `nn.Sequential` stacks taking
+flattened images, so every measure treats them alike."""
 
 from __future__ import annotations
 
@@ -22,15 +24,38 @@ def mlp(input_dim: int, width: int, depth: int, num_classes: int) -> nn.Sequenti
     return nn.Sequential(*layers)
 
 
+def cnn(image_shape: list[int], num_classes: int) -> nn.Sequential:
+    """Wong et al.'s MNIST network: conv 16 (4×4, stride 2) → ReLU → conv 32 (4×4, stride 2) → ReLU →
+    dense 100 → ReLU → dense `num_classes`, on flattened images of `image_shape` (channels, height, width)."""
+    channels, height, width = image_shape
+    return nn.Sequential(
+        nn.Unflatten(1, tuple(image_shape)),
+        nn.Conv2d(channels, 16, 4, stride=2, padding=1), nn.ReLU(),
+        nn.Conv2d(16, 32, 4, stride=2, padding=1), nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(32 * (height // 4) * (width // 4), 100), nn.ReLU(),
+        nn.Linear(100, num_classes),
+    )
+
+
 def model_spec(input_dim: int, width: int, depth: int, num_classes: int) -> dict:
     """The plain-value description stored with every snapshot, enough to rebuild the network."""
     return dict(kind="mlp", input_dim=input_dim, width=width, depth=depth, num_classes=num_classes)
 
 
+def cnn_spec(image_shape: list[int], num_classes: int) -> dict:
+    return dict(kind="cnn", image_shape=list(image_shape), num_classes=num_classes)
+
+
+KINDS = ("mlp", "cnn")
+
+
 def build(spec: dict) -> nn.Sequential:
-    if spec.get("kind") != "mlp":
-        raise ValueError(f"unknown model kind {spec.get('kind')!r}")
-    return mlp(spec["input_dim"], spec["width"], spec["depth"], spec["num_classes"])
+    if spec.get("kind") == "mlp":
+        return mlp(spec["input_dim"], spec["width"], spec["depth"], spec["num_classes"])
+    if spec.get("kind") == "cnn":
+        return cnn(spec["image_shape"], spec["num_classes"])
+    raise ValueError(f"unknown model kind {spec.get('kind')!r}; allowed: {', '.join(KINDS)}")
 
 
 def from_state(spec: dict, state_dict: dict, *, device="cpu", dtype: torch.dtype | None = None) -> nn.Sequential:
@@ -58,8 +83,10 @@ def weight_norms(model: nn.Sequential) -> torch.Tensor:
 
 
 def relu_layers(model: nn.Sequential) -> list[int]:
-    """Indices in `model` of the Linear layers whose outputs feed a ReLU (the hidden pre-activations)."""
-    return [i for i, m in enumerate(model[:-1]) if isinstance(m, nn.Linear) and isinstance(model[i + 1], nn.ReLU)]
+    """Indices in `model` of the Linear and Conv2d layers whose outputs feed a ReLU (the hidden
+    pre-activations: one unit per output feature, per channel and position for a convolution)."""
+    return [i for i, m in enumerate(model[:-1])
+            if isinstance(m, (nn.Linear, nn.Conv2d)) and isinstance(model[i + 1], nn.ReLU)]
 
 
 def num_parameters(model: nn.Module) -> int:

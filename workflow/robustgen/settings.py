@@ -310,3 +310,121 @@ class CapacitySensitivity:
     """capacity.sensitivity.*"""
 
     sensitivity: Sensitivity
+
+
+# --- adversarial training -------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class FeatureSweep:
+    """adversarial.feature.*: the data intervention x + β·v_y, swept over β at one method and ε."""
+
+    method: str
+    epsilon: float
+    betas: list[float]
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureOf:
+    """adversarial.feature.*: which runs form the feature sweep (for its figure)."""
+
+    feature: FeatureSweep
+
+
+@dataclasses.dataclass(frozen=True)
+class AdversarialGrid:
+    """adversarial.*: the runs of the stage (read by the workflow to fan out)."""
+
+    dataset: str
+    methods: list[str]
+    epsilons: list[float]
+    seeds: list[int]
+    feature: FeatureSweep
+
+
+@dataclasses.dataclass(frozen=True)
+class PgdTraining:
+    steps: int
+    step: float
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingLog:
+    every: int
+    images: int
+    pgd_steps: int
+
+
+@dataclasses.dataclass(frozen=True)
+class RobustEvaluation:
+    images: int
+    steps: int
+    step: float
+    restarts: int
+
+
+@dataclasses.dataclass(frozen=True)
+class OverfittingRule:
+    drop: float
+    gap: float
+    floor: float
+
+
+@dataclasses.dataclass(frozen=True)
+class AdversarialTraining:
+    """adversarial.*: how one run is trained, logged and evaluated (its method, ε, β and seed: its identity)."""
+
+    model: str
+    epochs: int
+    batch_size: int
+    lr: float
+    warmup_epochs: int
+    dtype: str
+    pgd: PgdTraining
+    log: TrainingLog
+    evaluation: RobustEvaluation
+
+
+@dataclasses.dataclass(frozen=True)
+class AdversarialProbeSizes:
+    images: int
+    ellipses: int
+    norms: list[str]
+
+
+@dataclasses.dataclass(frozen=True)
+class AdversarialProbes:
+    """adversarial.probes.*: how many evaluation images and ellipses probe each network; adversarial.overfitting:
+    which runs overfitted, whose network before the collapse is probed too."""
+
+    probes: AdversarialProbeSizes
+    overfitting: OverfittingRule
+
+
+@dataclasses.dataclass(frozen=True)
+class OverfittingVerdict:
+    """adversarial.overfitting.*: the CO rule, applied to the training logs by the tables (not by training)."""
+
+    overfitting: OverfittingRule
+
+
+@dataclasses.dataclass(frozen=True)
+class RadiusProbes:
+    """robustness.*, less the probed images: how the random-noise and adversarial radii are searched (the
+    adversarial stage probes its networks as the grokking study probes its checkpoints)."""
+
+    seed: int
+    noise: str
+    draws: int
+    clip: bool
+    max_radius: float
+    bisection: Bisection
+    adversarial: Adversarial
+
+
+@dataclasses.dataclass(frozen=True)
+class EllipseSampling:
+    """sensitivity.*, less the sizes: how ellipses are drawn and sampled."""
+
+    ellipse_points: int
+    jacobian_every: int
+    seed: int

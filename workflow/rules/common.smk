@@ -11,11 +11,12 @@ shell.prefix(f"export PYTHONPATH='{PACKAGE_ROOT}'${{{{PYTHONPATH:+:$PYTHONPATH}}
 
 from robustgen import cli
 from robustgen.config import tag, validate
-from robustgen.settings import CapacityGrid, GrokkingGrid, build
+from robustgen.settings import AdversarialGrid, CapacityGrid, GrokkingGrid, build
 
 validate(config)
 GROKKING = build(GrokkingGrid, config["grokking"], "grokking")
 CAPACITY = build(CapacityGrid, config["capacity"], "capacity")
+ADVERSARIAL = build(AdversarialGrid, config["adversarial"], "adversarial")
 
 
 def knobs(step):
@@ -41,6 +42,8 @@ RUN = "{dataset}/alpha{alpha}_wd{wd}_seed{seed}"
 NETWORK = "{dataset}/w{width}_d{depth}_{optimizer}_lr{lr}_bs{bs}_seed{seed}"
 GROKKING_DATA = "results/data/grokking/{dataset}.pt"
 CAPACITY_DATA = "results/data/capacity/{dataset}.pt"
+ADVERSARIAL_RUN = "{dataset}/{method}_eps{eps}_beta{beta}_seed{seed}"
+ADVERSARIAL_DATA = "results/data/adversarial/{dataset}.pt"
 
 
 def run_path(stage, name):
@@ -63,8 +66,20 @@ def network_log(name):
     return f"logs/capacity/{NETWORK}/{name}"
 
 
+def adversarial_path(name):
+    """Template of `name` in an adversarial-training run's directory."""
+    return f"results/adversarial/{ADVERSARIAL_RUN}/{name}"
+
+
+def adversarial_log(name):
+    return f"logs/adversarial/{ADVERSARIAL_RUN}/{name}"
+
+
 wildcard_constraints:
-    study="grokking|capacity",
+    study="grokking|capacity|adversarial",
+    method="standard|fgsm|rs_fgsm|n_fgsm|pgd",
+    eps=r"[0-9][0-9.e+-]*",
+    beta=r"[0-9][0-9.e+-]*",
     dataset="[a-z0-9_]+",
     alpha=r"[0-9][0-9.e+-]*",
     wd=r"[0-9][0-9.e+-]*",
@@ -146,6 +161,27 @@ def capacity_network_files(name):
     return [network_path(name).format(**n) for n in capacity_networks()]
 
 
+def adversarial_runs():
+    """Every run of the adversarial stage: method × ε × seed on the clean data, and the feature sweep's
+    β × seed at its method and ε (a run in both is run once)."""
+    a = ADVERSARIAL
+    grid = {(m, e, 0.0, s) for m in a.methods for e in a.epsilons for s in a.seeds}
+    grid |= {
+        (a.feature.method, a.feature.epsilon, b, s)
+        for b in a.feature.betas
+        for s in a.seeds
+    }
+    return [
+        dict(dataset=a.dataset, method=m, eps=tag(e), beta=tag(b), seed=str(s))
+        for m, e, b, s in sorted(grid)
+    ]
+
+
+def adversarial_files(name):
+    """`name` in every adversarial-training run's directory."""
+    return [adversarial_path(name).format(**r) for r in adversarial_runs()]
+
+
 # What each stage puts in results/tables/ and, per dataset, in results/figures/{dataset}/.
 TABLES = {
     "grokking": ["grokking_runs"],
@@ -153,6 +189,7 @@ TABLES = {
     "sensitivity": ["sensitivity_summary", "sensitivity_trajectory"],
     "similarity": ["cka_layers", "cka_seeds", "cka_trajectory"],
     "capacity": ["capacity_sweep", "capacity_correlations"],
+    "adversarial": ["adversarial_runs", "adversarial_onset", "adversarial_probes"],
 }
 FIGURES = {
     "grokking": ["grokking_curves", "grokking_steps_to_generalise"],
@@ -169,6 +206,12 @@ FIGURES = {
     ],
     "similarity": ["cka_heatmaps", "cka_by_layer", "cka_trajectory"],
     "capacity": ["capacity_generalisation", "capacity_sensitivity"],
+    "adversarial": [
+        "adversarial_co",
+        "adversarial_curves",
+        "adversarial_feature",
+        "adversarial_probes",
+    ],
 }
 
 
@@ -178,7 +221,9 @@ def study_outputs():
         f"results/figures/{dataset}/{name}.png"
         for stage, names in FIGURES.items()
         for dataset in (
-            [CAPACITY.dataset] if stage == "capacity" else GROKKING.datasets
+            {"capacity": [CAPACITY.dataset], "adversarial": [ADVERSARIAL.dataset]}.get(
+                stage, GROKKING.datasets
+            )
         )
         for name in names
     ]

@@ -156,7 +156,7 @@ def nearest_classes(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, norm:
     """(n, k) the k classes c ≠ y whose linearised boundary is nearest to x, nearest first: DeepFool's
     (f_y − f_c) / ‖∇f_y − ∇f_c‖ with the dual norm (L2 for L2, L1 for L∞) of the logits' gradients at x."""
     with torch.enable_grad():
-        jacobian = torch.func.vmap(torch.func.jacrev(model))(x.detach())  # (n, C, d)
+        jacobian = torch.func.vmap(torch.func.jacrev(lambda point: model(point[None])[0]))(x.detach())  # (n, C, d)
         outputs = model(x.detach()).detach()
     gaps = outputs.gather(1, y[:, None]) - outputs
     normals = jacobian.gather(1, y[:, None, None].expand(-1, 1, x.shape[1])) - jacobian

@@ -64,3 +64,42 @@ def linf_ascent(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, loss: str
                     delta = delta.clamp(-eps, eps)
                 delta = (x + delta).clamp(0, 1) - x
     return (x + delta).detach()
+
+
+@torch.no_grad()
+def robust_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, ascent: Ascent,
+                   restarts: int, generator: torch.Generator, loss: str = "cross_entropy") -> torch.Tensor:
+    """Which points `model` still classifies correctly after `restarts` runs of `ascent` (each from its own
+    random start): the evaluation attack, e.g. PGD-50 × 10 restarts. A point broken by one restart is
+    not attacked again, so restarts cost only on the points that resist."""
+    correct = model(x).argmax(dim=1) == y
+    for _ in range(restarts):
+        index = correct.nonzero().squeeze(1)
+        if not len(index):
+            break
+        adversarial = linf_ascent(model, x[index], y[index], loss=loss, eps=eps, ascent=ascent, generator=generator)
+        correct[index] = model(adversarial).argmax(dim=1) == y[index]
+    return correct
+
+
+def input_gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: str = "cross_entropy") -> torch.Tensor:
+    """∇ₓ of each point's own loss (the summed loss's gradient, so no 1/N scaling), per point."""
+    with torch.enable_grad():
+        x = x.detach().requires_grad_(True)
+        outputs = model(x)
+        per_point = loss_fn(loss, outputs, y) * len(x)  # a mean over the batch, undone
+        (grad,) = torch.autograd.grad(per_point, x)
+    return grad.detach()
+
+
+def gradient_alignment(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
+                       generator: torch.Generator, loss: str = "cross_entropy") -> tuple[torch.Tensor, torch.Tensor]:
+    """Per point: cos(∇ₓℓ(x), ∇ₓℓ(x + η)) with η ~ U[−ε, ε] (Andriushchenko & Flammarion 2020: it falls
+    before catastrophic overfitting), and ‖∇ₓℓ(x)‖₂. A point with a zero gradient has alignment 1 with
+    itself only if both are zero; it is returned as NaN and left out of means."""
+    eta = (torch.rand(x.shape, generator=generator, dtype=x.dtype, device=x.device) * 2 - 1) * eps
+    clean = input_gradients(model, x, y, loss)
+    noisy = input_gradients(model, (x + eta).clamp(0, 1), y, loss)
+    norms = clean.norm(dim=1)
+    cosine = (clean * noisy).sum(dim=1) / (norms * noisy.norm(dim=1))
+    return cosine, norms

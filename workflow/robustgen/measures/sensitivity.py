@@ -39,7 +39,7 @@ def activation_codes(model: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
     for i, layer in enumerate(model):
         h = layer(h)
         if i in feeds_relu:
-            codes.append(h > 0)
+            codes.append((h > 0).flatten(1))
     return torch.cat(codes, dim=1)
 
 

@@ -1,0 +1,262 @@
+"""The adversarial stage: the injected feature, the CO rule, the evaluation attack against known answers and
+against foolbox, gradient alignment, the CNN, and one run of each kind on real data."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from robustgen.data import save_split
+from robustgen.io import load_file, read_json
+from robustgen.measures.perturbations import gradient_alignment, input_gradients, pgd, robust_correct
+from robustgen.measures.sensitivity import activation_codes, jacobian_norms
+from robustgen.models import build, cnn_spec, relu_layers
+from robustgen.settings import (AdversarialTraining, OverfittingRule, PgdTraining, RobustEvaluation,
+                                TrainingLog)
+from robustgen.stages.adversarial import (LOG_COLUMNS, class_patterns, detect_overfitting, epsilon_schedule, inputs,
+                                          log_steps, onset_table, run)
+
+RULE = OverfittingRule(drop=0.2, gap=0.3, floor=0.2)
+
+
+# --- the injected feature ------------------------------------------------------------------------------------
+
+def test_class_patterns_are_distinct_low_frequency_dct_images_of_unit_linf_norm():
+    patterns = class_patterns([1, 28, 28], 10)
+    assert patterns.shape == (10, 784)
+    torch.testing.assert_close(patterns.abs().amax(dim=1), torch.ones(10))
+    gram = patterns.double() @ patterns.double().T
+    off_diagonal = gram - torch.diag(gram.diagonal())
+    assert off_diagonal.abs().max() < 1e-4 * gram.diagonal().min()  # distinct DCT basis images are orthogonal
+    first = patterns[0].reshape(28, 28)  # frequency (0, 1): constant down each column, one half-cosine across
+    torch.testing.assert_close(first, first[:1].expand(28, 28))
+    assert first[0, 0] > 0 > first[0, -1]
+    colour = class_patterns([3, 4, 4], 3).reshape(3, 3, 4, 4)
+    torch.testing.assert_close(colour[:, 0], colour[:, 2])  # the same pattern on every channel
+
+
+def test_inputs_add_beta_times_the_class_pattern_and_stay_in_the_box(embedded_split):
+    clean_train, clean_test = inputs(embedded_split, 0.0, device="cpu", dtype=torch.float32)
+    train, test = inputs(embedded_split, 0.1, device="cpu", dtype=torch.float32)
+    expected = (clean_train + 0.1 * class_patterns([1, 28, 28], 10)[embedded_split.train_y]).clamp(0, 1)
+    torch.testing.assert_close(train, expected)
+    assert train.min() >= 0 and train.max() <= 1 and test.shape == clean_test.shape
+    torch.testing.assert_close(clean_train, embedded_split.train_x.float() / 255)
+
+
+# --- the CO rule ---------------------------------------------------------------------------------------------
+
+def _log(pgd_acc, fgsm_acc, alignment=None):
+    n = len(pgd_acc)
+    return pd.DataFrame(dict(step=np.arange(n) * 10, pgd_acc=pgd_acc, fgsm_acc=fgsm_acc, clean_acc=0.9,
+                             alignment=alignment if alignment is not None else np.linspace(0.9, 0.5, n)))
+
+
+def test_a_collapse_from_the_best_with_fgsm_high_is_co_at_its_first_step():
+    found = detect_overfitting(_log([0.0, 0.3, 0.5, 0.45, 0.2, 0.1], [0.0, 0.4, 0.6, 0.65, 0.7, 0.8]), RULE)
+    assert found["co"] and found["co_form"] == "collapse" and found["co_step"] == 40
+    assert (found["step_before"], found["pgd_before"], found["pgd_after"]) == (20, 0.5, 0.2)
+    assert found["alignment_before"] == pytest.approx(0.9 - 0.4 * 2 / 5)
+    assert found["best_pgd_acc"] == 0.5 and found["final_pgd_acc"] == 0.1
+
+
+def test_no_gain_with_a_persistent_fgsm_gap_is_co_from_where_the_gap_last_opened():
+    found = detect_overfitting(_log([0.0, 0.05, 0.1, 0.05, 0.05, 0.02], [0.0, 0.2, 0.45, 0.3, 0.5, 0.6]), RULE)
+    # the gap is 0.35 at step 20, closes at step 30 (0.25), and holds from step 40 to the end
+    assert found["co"] and found["co_form"] == "no_gain" and found["co_step"] == 40
+
+
+@pytest.mark.parametrize("pgd_acc, fgsm_acc", [
+    ([0.0, 0.3, 0.5, 0.6, 0.62], [0.0, 0.4, 0.6, 0.7, 0.75]),        # robust training: no CO
+    ([0.0, 0.3, 0.5, 0.2, 0.1], [0.0, 0.4, 0.6, 0.3, 0.2]),          # everything falls (a diverging run): no CO
+    ([0.0, 0.3, 0.35, 0.3, 0.3], [0.0, 0.5, 0.7, 0.75, 0.8]),        # a gap, but PGD well above the floor
+])
+def test_no_co_without_a_collapse_or_a_final_gap_near_chance(pgd_acc, fgsm_acc):
+    found = detect_overfitting(_log(pgd_acc, fgsm_acc), RULE)
+    assert not found["co"] and found["co_step"] is None and found["step_after"] == 10 * (len(pgd_acc) - 1)
+
+
+def test_onset_is_the_smallest_epsilon_with_co_per_seed():
+    runs = pd.DataFrame(dict(dataset="d", method="fgsm", beta=0.0,
+                             eps=[0.1, 0.2, 0.3] * 3, seed=[0] * 3 + [1] * 3 + [2] * 3,
+                             co=[False, True, True, False, False, True, False, False, False]))
+    table = onset_table(runs)
+    per_seed = table[table["scope"] == "seed"].set_index("seed")["onset_eps"]
+    assert per_seed[0] == 0.2 and per_seed[1] == 0.3 and math.isnan(per_seed[2])
+    method = table[table["scope"] == "method"].iloc[0]
+    assert (method["n_seeds"], method["n_with_co"]) == (3, 2)
+    assert (method["onset_median"], method["onset_min"], method["onset_max"]) == (0.25, 0.2, 0.3)
+
+
+# --- the evaluation attack, alignment and gradients -------------------------------------------------------
+
+def _binary_linear(seed=0, d=20):
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(d, 2)).double()
+    x = 0.3 + 0.4 * torch.rand(200, d, dtype=torch.float64)  # inside the box, so clipping never binds
+    return model, x
+
+
+def test_pgd_with_restarts_is_exact_on_a_binary_linear_model():
+    """For two classes the worst L∞ perturbation is −ε·sign(w_y − w_other): a point is robust exactly when
+    its margin exceeds ε‖w_y − w_other‖₁."""
+    model, x = _binary_linear()
+    eps = 0.02
+    with torch.no_grad():
+        y = model(x).argmax(dim=1)
+        y[::4] = 1 - y[::4]  # some points misclassified from the start
+        w = model[0].weight
+        outputs = model(x)
+    margins = outputs.gather(1, y[:, None]).squeeze(1) - outputs.gather(1, (1 - y)[:, None]).squeeze(1)
+    expected = margins > eps * (w[y] - w[1 - y]).abs().sum(dim=1)
+    assert 0 < int(expected.sum()) < len(x)
+    got = robust_correct(model, x, y, eps=eps, ascent=pgd(20, 0.1), restarts=3, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(got, expected)
+
+
+def test_the_projects_pgd_and_foolboxs_pgd_find_attacks_of_the_same_strength(embedded_split):
+    """On a trained CNN, PGD-20 of the evaluation (cross-entropy ascent, uniform start) and foolbox's LinfPGD
+    with the same steps leave nearly the same points robust."""
+    import foolbox as fb
+
+    from robustgen.train import Data, train
+
+    x = embedded_split.train_x[:1000].float() / 255
+    y = embedded_split.train_y[:1000]
+    torch.manual_seed(0)
+    model = build(cnn_spec([1, 28, 28], 10))
+    train(model, Data(x, y), torch.optim.Adam(model.parameters(), lr=1e-3), loss="cross_entropy", batch_size=100,
+          max_steps=100, eval_steps=[], generator=torch.Generator().manual_seed(0))
+    model.eval()
+    test_x, test_y = embedded_split.test_x[:300].float() / 255, embedded_split.test_y[:300]
+    for eps in (0.05, 0.1):
+        ours = robust_correct(model, test_x, test_y, eps=eps, ascent=pgd(20, 0.1), restarts=1,
+                              generator=torch.Generator().manual_seed(1))
+        fmodel = fb.PyTorchModel(model, bounds=(0, 1))
+        attack = fb.attacks.LinfPGD(steps=20, abs_stepsize=0.1 * eps, random_start=True)
+        _, _, success = attack(fmodel, test_x, test_y, epsilons=eps)
+        clean = model(test_x).argmax(dim=1) == test_y
+        theirs = clean & ~success
+        assert 0.2 < ours.double().mean() < clean.double().mean()  # an attack that does something, not all
+        assert abs(ours.double().mean() - theirs.double().mean()) <= 0.03
+        assert (ours != theirs).double().mean() <= 0.05
+
+
+def test_gradient_alignment_is_one_on_a_linear_model_and_norms_are_per_point_gradients():
+    model, x = _binary_linear(seed=1)
+    y = torch.randint(0, 2, (len(x),), generator=torch.Generator().manual_seed(0))
+    cosine, norms = gradient_alignment(model, x, y, eps=0.05, generator=torch.Generator().manual_seed(0))
+    # ∇ₓ cross-entropy of a two-class linear model is (p_y − 1)(w_y − w_other): one direction for every x
+    torch.testing.assert_close(cosine, torch.ones_like(cosine))
+    for i in (0, 7):
+        xi = x[i:i + 1].clone().requires_grad_(True)
+        nn.functional.cross_entropy(model(xi), y[i:i + 1]).backward()
+        torch.testing.assert_close(norms[i], xi.grad.norm())
+    torch.testing.assert_close(input_gradients(model, x[:3], y[:3]).norm(dim=1), norms[:3])
+
+
+def test_gradient_alignment_falls_below_one_for_a_relu_network_and_is_one_at_zero_radius():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.Linear(64, 3)).double()
+    x, y = torch.rand(50, 20, dtype=torch.float64), torch.randint(0, 3, (50,))
+    at_zero, _ = gradient_alignment(model, x, y, eps=0.0, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(at_zero, torch.ones_like(at_zero))
+    wide, _ = gradient_alignment(model, x, y, eps=0.5, generator=torch.Generator().manual_seed(0))
+    assert wide.mean() < 0.999
+
+
+# --- the CNN --------------------------------------------------------------------------------------------------
+
+def test_cnn_is_wongs_network_and_its_units_and_jacobian_are_measured():
+    model = build(cnn_spec([1, 28, 28], 10)).double()
+    shapes = [(m.in_channels, m.out_channels, m.kernel_size, m.stride) for m in model if isinstance(m, nn.Conv2d)]
+    assert shapes == [(1, 16, (4, 4), (2, 2)), (16, 32, (4, 4), (2, 2))]
+    assert [(m.in_features, m.out_features) for m in model if isinstance(m, nn.Linear)] == [(1568, 100), (100, 10)]
+    assert relu_layers(model) == [1, 3, 6]
+    x = torch.rand(3, 784, dtype=torch.float64)
+    codes = activation_codes(model, x)
+    assert codes.shape == (3, 16 * 14 * 14 + 32 * 7 * 7 + 100)
+    with torch.no_grad():
+        hidden = model[:3](x)  # the first convolution's pre-activation, per channel and position
+    assert torch.equal(codes[:, :16 * 14 * 14], (hidden > 0).flatten(1))
+    # the Jacobian norm against central finite differences of the class probabilities
+    point, h = x[:1], 1e-6
+    columns = [(torch.softmax(model(point + h * e), 1) - torch.softmax(model(point - h * e), 1)) / (2 * h)
+               for e in torch.eye(784, dtype=torch.float64)]
+    expected = torch.cat(columns).norm()
+    torch.testing.assert_close(jacobian_norms(model, point)[0], expected.detach(), rtol=1e-5, atol=1e-8)
+
+
+# --- runs on real data ----------------------------------------------------------------------------------------
+
+TINY = AdversarialTraining(model="cnn", epochs=2, batch_size=100, lr=1e-3, warmup_epochs=1, dtype="float32",
+                           pgd=PgdTraining(steps=2, step=0.5), log=TrainingLog(every=3, images=60, pgd_steps=3),
+                           evaluation=RobustEvaluation(images=60, steps=5, step=0.25, restarts=2))
+
+
+@pytest.fixture(scope="module")
+def tiny_split(tmp_path_factory):
+    from robustgen.data import load_embedded_mnist
+
+    path = tmp_path_factory.mktemp("adversarial") / "split.pt"
+    save_split(load_embedded_mnist(train_size=500, split_seed=0), path)
+    return path
+
+
+def _run(split, tmp_path, method, eps, beta=0.0, seed=0, training=TINY):
+    out = tmp_path / f"{method}_{eps}_{beta}_{seed}"
+    out.mkdir()
+    summary = run(split, training, method=method, eps=eps, beta=beta, seed=seed, device="cpu",
+                  log_path=out / "log.csv", run_path=out / "run.json", networks_path=out / "networks.pt")
+    return summary, pd.read_csv(out / "log.csv"), load_file(out / "networks.pt")
+
+
+def test_a_run_logs_the_schedule_and_keeps_its_best_and_final_networks(tiny_split, tmp_path):
+    summary, log, networks = _run(tiny_split, tmp_path, "fgsm", 0.3)
+    assert list(log.columns) == list(LOG_COLUMNS)
+    assert list(log["step"]) == log_steps(10, 3, 5) == [0, 3, 5, 6, 9, 10]
+    assert list(log["eps_train"]) == pytest.approx([0.0, 0.18, 0.3, 0.3, 0.3, 0.3])  # warm-up over epoch 1
+    assert log.loc[0, "batch_pgd_acc"] != log.loc[0, "batch_pgd_acc"]  # no batch seen before the first step
+    best = networks["networks"]["best"]
+    assert best["step"] == int(log.loc[log["pgd_acc"].idxmax(), "step"])
+    assert networks["networks"]["final"]["step"] == summary["steps"] == 10
+    co = detect_overfitting(log, RULE)
+    assert co["best_pgd_acc"] == log["pgd_acc"].max() and co["final_pgd_acc"] == log["pgd_acc"].iloc[-1]
+    evaluation = summary["evaluation"]
+    assert evaluation["final"]["step"] == 10 and 0 <= evaluation["final"]["pgd_acc"] <= 1
+    assert evaluation["best"]["step"] == best["step"]
+    if best["step"] == 10:
+        assert evaluation["best"] == evaluation["final"]
+    model = build(networks["model_spec"])
+    model.load_state_dict(networks["networks"]["final"]["state_dict"])
+    data = read_json(tmp_path / "fgsm_0.3_0.0_0" / "run.json")
+    assert data["evaluation_images"] == [60, 119] and data["settings"]["eps"] == 0.3
+
+
+def test_standard_training_does_not_depend_on_epsilon_and_is_reproducible(tiny_split, tmp_path):
+    """ε only sets the logged and evaluation attacks of a standard run: its training is the same."""
+    _, log_a, nets_a = _run(tiny_split, tmp_path, "standard", 0.1)
+    _, log_b, nets_b = _run(tiny_split, tmp_path, "standard", 0.3)
+    for key, value in nets_a["networks"]["final"]["state_dict"].items():
+        assert torch.equal(value, nets_b["networks"]["final"]["state_dict"][key])
+    assert list(log_a["train_loss"]) == list(log_b["train_loss"])
+    (tmp_path / "again").mkdir()
+    _, log_c, _ = _run(tiny_split, tmp_path / "again", "standard", 0.1)
+    pd.testing.assert_frame_equal(log_a, log_c)
+
+
+def test_adversarial_training_changes_the_training_and_the_feature_changes_the_data(tiny_split, tmp_path):
+    _, standard, _ = _run(tiny_split, tmp_path, "standard", 0.2)
+    _, robust, _ = _run(tiny_split, tmp_path, "pgd", 0.2)
+    _, featured, _ = _run(tiny_split, tmp_path, "standard", 0.2, beta=0.3)
+    assert standard["train_loss"].iloc[-1] != robust["train_loss"].iloc[-1]
+    assert standard["train_loss"].iloc[-1] != featured["train_loss"].iloc[-1]
+
+
+def test_epsilon_schedule_ramps_linearly_then_holds():
+    at = epsilon_schedule(0.3, 40)
+    assert [at(s) for s in (0, 10, 40, 100)] == pytest.approx([0.0, 0.075, 0.3, 0.3])
+    assert epsilon_schedule(0.3, 0)(0) == 0.3

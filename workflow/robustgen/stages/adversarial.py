@@ -1,0 +1,397 @@
+"""Adversarial training and catastrophic overfitting (docs/protocols.md §8).
+
+One run trains a network with the study's one trainer, its batches replaced by L∞ adversarial examples
+(`measures.perturbations`), and logs through training, on a fixed held-out set of test images and on the
+current training batch, what reveals catastrophic overfitting (CO): clean, FGSM and PGD accuracy, the
+gradient alignment and the input-gradient norm. The rule of §8 says whether and when CO happened;
+the best network (by held-out PGD accuracy) and the final one are kept and evaluated with a stronger
+attack than any training attack (PGD-50 with restarts) on other test images. The rule is applied to the
+stored logs by the tables and the probes, so changing it retrains nothing.
+
+The data intervention of Ortiz-Jiménez et al.: x + β·v_y, v_y a low-frequency pattern of class y, added to
+training and test images alike.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import platform
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .. import data as datasets
+from ..evaluation import evaluate
+from ..io import atomic_torch_save, load_file, read_json, write_csv, write_json
+from ..measures.perturbations import METHODS as SINGLE_STEP
+from ..measures.perturbations import Ascent, gradient_alignment, linf_ascent, pgd, robust_correct
+from ..measures.sensitivity import trajectory_anchors
+from ..models import build, cnn_spec, from_state, model_spec
+from ..settings import (AdversarialProbes, AdversarialTraining, EllipseSampling, OverfittingRule, RadiusProbes,
+                        RobustEvaluation)
+from ..train import DTYPES, METRICS, Data, adam_options, resolve_device, train
+from .robustness import adversarial_probes, random_noise_probes
+from .sensitivity import measure_network
+
+METHODS = ("standard", *SINGLE_STEP, "pgd")
+ARCHITECTURES = ("cnn", "mlp")
+RUN_COLUMNS = ("dataset", "method", "eps", "beta", "seed")  # what identifies a run in every table
+NETWORKS = ("best", "final")
+LOG_COLUMNS = (*METRICS, "epoch", "eps_train", "clean_acc", "fgsm_acc", "pgd_acc", "alignment", "grad_norm",
+               "batch_clean_acc", "batch_pgd_acc")
+
+
+# --- the data intervention --------------------------------------------------------------------------------
+
+def class_patterns(image_shape: list[int], num_classes: int) -> torch.Tensor:
+    """(num_classes, C·H·W): one low-frequency 2-D DCT basis image per class — frequencies (u, v) ≠ (0, 0)
+    in order of u + v — the same on every channel, scaled to L∞ norm 1 so that β is on the scale of ε."""
+    channels, height, width = image_shape
+    pairs = sorted(((u, v) for u in range(num_classes) for v in range(num_classes) if u + v),
+                   key=lambda uv: (uv[0] + uv[1], uv[0]))[:num_classes]
+    rows, cols = torch.arange(height, dtype=torch.float64), torch.arange(width, dtype=torch.float64)
+    patterns = []
+    for u, v in pairs:
+        image = torch.outer(torch.cos(math.pi * u * (rows + 0.5) / height), torch.cos(math.pi * v * (cols + 0.5) / width))
+        patterns.append((image / image.abs().max()).expand(channels, height, width).flatten())
+    return torch.stack(patterns).float()
+
+
+def inputs(split: datasets.Split, beta: float, *, device, dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """A run's training and test inputs: the split's images in [0, 1], with the feature β·v_y added."""
+    num_classes = split.num_classes
+    patterns = class_patterns(split.meta["image_shape"], num_classes).to(device=device, dtype=dtype)
+
+    def feature(images, labels):
+        x = datasets.as_float(images, device=device, dtype=dtype)
+        return (x + beta * patterns[labels.to(device)]).clamp_(0, 1) if beta else x
+
+    return feature(split.train_x, split.train_y), feature(split.test_x, split.test_y)
+
+
+# --- one run -------------------------------------------------------------------------------------------------
+
+def training_ascent(method: str, training: AdversarialTraining) -> Ascent | None:
+    """The perturbation each batch receives: none (standard), a single-step method, or PGD-k."""
+    if method == "standard":
+        return None
+    if method == "pgd":
+        return pgd(training.pgd.steps, training.pgd.step)
+    if method in SINGLE_STEP:
+        return SINGLE_STEP[method]
+    raise ValueError(f"unknown adversarial.methods entry {method!r}; allowed: {', '.join(METHODS)}")
+
+
+def epsilon_schedule(eps: float, warmup_steps: int):
+    """ε at training step s: a linear ramp from 0 to `eps` over the warm-up (robust training on MNIST
+    needs it), then `eps`."""
+    return lambda step: eps * min(1.0, step / warmup_steps) if warmup_steps else eps
+
+
+def log_steps(max_steps: int, every: int, steps_per_epoch: int) -> list[int]:
+    """Every `every` iterations and at every epoch's end."""
+    return sorted(set(range(0, max_steps + 1, every)) | set(range(0, max_steps + 1, steps_per_epoch)))
+
+
+@torch.no_grad()
+def _accuracy(model, x, y) -> float:
+    return float((model(x).argmax(dim=1) == y).double().mean())
+
+
+def robustness_record(model, x, y, *, eps: float, pgd_steps: int, generator: torch.Generator) -> dict:
+    """Clean, FGSM and PGD-`pgd_steps` accuracy (uniform start, steps of ε/4) at `eps`, the mean gradient
+    alignment and the mean input-gradient norm, on (x, y)."""
+    fgsm = linf_ascent(model, x, y, loss="cross_entropy", eps=eps, ascent=SINGLE_STEP["fgsm"], generator=generator)
+    strong = linf_ascent(model, x, y, loss="cross_entropy", eps=eps, ascent=pgd(pgd_steps, 0.25), generator=generator)
+    alignment, norms = gradient_alignment(model, x, y, eps=eps, generator=generator)
+    return dict(clean_acc=_accuracy(model, x, y), fgsm_acc=_accuracy(model, fgsm, y),
+                pgd_acc=_accuracy(model, strong, y), alignment=float(alignment.nanmean()),
+                grad_norm=float(norms.mean()))
+
+
+def evaluation_attack(e: RobustEvaluation) -> Ascent:
+    """The final evaluation: PGD with a uniform start, `steps` steps of `step`·ε (restarts: `e.restarts`)."""
+    return pgd(e.steps, e.step)
+
+
+def run(split_path: Path, training: AdversarialTraining, *, method: str, eps: float, beta: float, seed: int,
+        device: str, log_path: Path, run_path: Path, networks_path: Path) -> dict:
+    """Train one network with `method` at L∞ radius `eps` on data with the feature β·v_y, from `seed`; write
+    its training log, its summary (returned; CO detection and the final evaluation included) and its best
+    and final networks (the best: the highest held-out PGD accuracy during training)."""
+    settings = dict(method=method, eps=eps, beta=beta, seed=seed, **asdict(training), device=device)
+    ascent = training_ascent(method, training)
+    device, dtype = resolve_device(device), DTYPES[training.dtype]
+    split = datasets.read_split(split_path)
+    train_x, test_x = inputs(split, beta, device=device, dtype=dtype)
+    train_y, test_y = split.train_y.to(device), split.test_y.to(device)
+    log_n, eval_n = training.log.images, training.evaluation.images
+    if log_n + eval_n > len(test_x):
+        raise ValueError(f"adversarial.log.images + adversarial.evaluation.images = {log_n + eval_n} exceeds the "
+                         f"{len(test_x)} test images of {split.meta['dataset']}; lower them")
+    log_x, log_y = test_x[:log_n], test_y[:log_n]
+    if training.model == "cnn":
+        spec = cnn_spec(split.meta["image_shape"], split.num_classes)
+    elif training.model == "mlp":
+        spec = model_spec(split.input_dim, 200, 3, split.num_classes)
+    else:
+        raise ValueError(f"adversarial.model must be one of {', '.join(ARCHITECTURES)}, got {training.model!r}")
+    torch.manual_seed(seed)
+    model = build(spec).to(device=device, dtype=dtype)
+    steps_per_epoch = math.ceil(len(train_x) / training.batch_size)
+    max_steps = training.epochs * steps_per_epoch
+    eps_at = epsilon_schedule(eps, training.warmup_epochs * steps_per_epoch)
+    attack_generator = torch.Generator(device=device).manual_seed(seed + 1)  # the training attack's starts
+    log_generator = torch.Generator(device=device).manual_seed(seed + 2)  # the logging attacks' draws
+    current = dict(step=0, batch=None)
+    extra, best = {}, dict(pgd_acc=-1.0, step=None, state=None)
+
+    def perturb(model, xb, yb):
+        """The training batch, perturbed at the scheduled ε (recorded for the batch log)."""
+        current["batch"] = (xb, yb)
+        if ascent is not None:
+            xb = linf_ascent(model, xb, yb, loss="cross_entropy", eps=eps_at(current["step"]), ascent=ascent,
+                             generator=attack_generator)
+        current["step"] += 1
+        return xb
+
+    def log(step, model, record):
+        entry = dict(epoch=step / steps_per_epoch, eps_train=eps_at(step),
+                     **robustness_record(model, log_x, log_y, eps=eps, pgd_steps=training.log.pgd_steps,
+                                         generator=log_generator))
+        if current["batch"] is not None:
+            xb, yb = current["batch"]
+            strong = linf_ascent(model, xb, yb, loss="cross_entropy", eps=eps,
+                                 ascent=pgd(training.log.pgd_steps, 0.25), generator=log_generator)
+            entry |= dict(batch_clean_acc=_accuracy(model, xb, yb), batch_pgd_acc=_accuracy(model, strong, yb))
+        extra[step] = entry
+        if entry["pgd_acc"] > best["pgd_acc"]:
+            best.update(pgd_acc=entry["pgd_acc"], step=step,
+                        state={k: v.detach().clone() for k, v in model.state_dict().items()})
+
+    result = train(model, Data(train_x, train_y, test_x, test_y), torch.optim.Adam(
+        model.parameters(), lr=training.lr, **adam_options(device)), loss="cross_entropy",
+        batch_size=training.batch_size, max_steps=max_steps,
+        eval_steps=log_steps(max_steps, training.log.every, steps_per_epoch),
+        generator=torch.Generator(device=device).manual_seed(seed), on_evaluation=log, perturb=perturb)
+    model.eval()
+    history = pd.DataFrame([{**record, **extra[record["step"]]} for record in result.history],
+                           columns=LOG_COLUMNS)
+    write_csv(history, log_path)
+
+    eval_x, eval_y = test_x[log_n:log_n + eval_n], test_y[log_n:log_n + eval_n]
+    final_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    networks = dict(final=dict(step=result.steps, state_dict=final_state),
+                    best=dict(step=best["step"], state_dict=best["state"]))
+    evaluation = {}
+    for name, network in networks.items():
+        if name == "best" and network["step"] == result.steps:  # the best network is the final one
+            evaluation[name] = evaluation["final"]
+            continue
+        model.load_state_dict(network["state_dict"])
+        correct = robust_correct(model, eval_x, eval_y, eps=eps, ascent=evaluation_attack(training.evaluation),
+                                 restarts=training.evaluation.restarts,
+                                 generator=torch.Generator(device=device).manual_seed(seed + 3))
+        evaluation[name] = dict(step=network["step"], clean_acc=_accuracy(model, eval_x, eval_y),
+                                pgd_acc=float(correct.double().mean()),
+                                test_acc=float(evaluate(model, test_x, test_y, "cross_entropy")[1]))
+    summary = dict(
+        settings=settings, data=split.meta, model_spec=spec, steps=result.steps, epochs=training.epochs,
+        evaluation=evaluation,
+        evaluation_images=[log_n, log_n + eval_n - 1], log_images=[0, log_n - 1],
+        wall_seconds=round(result.seconds, 3), device=str(device), threads=torch.get_num_threads(),
+        torch=torch.__version__, python=platform.python_version(),
+    )
+    atomic_torch_save(dict(model_spec=spec, networks=networks), networks_path)
+    write_json(summary, run_path)
+    return summary
+
+
+# --- catastrophic overfitting ----------------------------------------------------------------------------
+
+def detect_overfitting(log: pd.DataFrame, rule: OverfittingRule) -> dict:
+    """Whether and when a run overfitted catastrophically, from its held-out log (docs/protocols.md §8).
+
+    - 'collapse': the first logged step at which PGD accuracy lies more than `drop` below its best so far
+      while FGSM accuracy stays at least `gap` above it (Wong et al.'s rule, made explicit);
+    - 'no_gain': no collapse, but the run ends with PGD accuracy at most `floor` and FGSM accuracy at least
+      `gap` above it; its step is the start of the final stretch in which the gap held.
+
+    Also: the best PGD accuracy and its step, the final one, and the PGD accuracy and gradient alignment at
+    the best step before CO and at CO (for a run without CO: at the best step and at the end).
+    """
+    pgd_acc, gap = log["pgd_acc"].to_numpy(), (log["fgsm_acc"] - log["pgd_acc"]).to_numpy()
+    steps, alignment = log["step"].to_numpy(), log["alignment"].to_numpy()
+    best_so_far = np.maximum.accumulate(pgd_acc)
+    collapsed = np.flatnonzero((pgd_acc < best_so_far - rule.drop) & (gap >= rule.gap))
+    at, form = None, ""
+    if len(collapsed):
+        at, form = int(collapsed[0]), "collapse"
+    elif pgd_acc[-1] <= rule.floor and gap[-1] >= rule.gap:
+        held = gap >= rule.gap
+        at = len(held) - int(np.argmin(held[::-1])) if not held.all() else 0
+        form = "no_gain"
+    end = at if at is not None else len(log) - 1
+    before = int(np.argmax(pgd_acc[:end + 1]))  # the best step before CO (the first, on ties)
+    return dict(
+        co=at is not None, co_form=form, co_step=int(steps[at]) if at is not None else None,
+        best_pgd_acc=float(pgd_acc.max()), best_step=int(steps[int(np.argmax(pgd_acc))]),
+        final_pgd_acc=float(pgd_acc[-1]), final_fgsm_acc=float(log["fgsm_acc"].iloc[-1]),
+        final_clean_acc=float(log["clean_acc"].iloc[-1]),
+        pgd_before=float(pgd_acc[before]), step_before=int(steps[before]), alignment_before=float(alignment[before]),
+        pgd_after=float(pgd_acc[end]), step_after=int(steps[end]), alignment_after=float(alignment[end]),
+    )
+
+
+# --- the study's measures on the adversarially trained networks ---------------------------------------------
+
+def probe(split_path: Path, networks_path: Path, run_json: Path, log_csv: Path, s: AdversarialProbes,
+          radii_settings: RadiusProbes, ellipse_settings: EllipseSampling, device: str) -> pd.DataFrame:
+    """Per item, for the final network of a run (and the best one, before the collapse, of a run with CO):
+    the random-noise radius and the adversarial
+    radii (the robustness stage's probes, with its settings), the Jacobian norm, and the transition density
+    along ellipses through test points of different and of the same class (the sensitivity stage's), on the
+    first `probes.images` of the run's evaluation images (with the run's feature β·v_y)."""
+    sizes = s.probes
+    overfitted = detect_overfitting(pd.read_csv(log_csv), s.overfitting)["co"]
+    device = resolve_device(device)
+    run = read_json(run_json)
+    settings = run["settings"]
+    dtype = DTYPES[settings["dtype"]]
+    split = datasets.read_split(split_path)
+    _, test_x = inputs(split, settings["beta"], device=device, dtype=dtype)
+    first, last = run["evaluation_images"]
+    count = min(sizes.images, last - first + 1)
+    x, y = test_x[first:first + count], split.test_y[first:first + count].to(device)
+    generator = torch.Generator().manual_seed(ellipse_settings.seed)
+    anchors = {kind: trajectory_anchors(kind, test_x[first:last + 1], split.test_y[first:last + 1], sizes.ellipses,
+                                        generator).to(device)
+               for kind in ("different_class", "same_class")}
+    blob = load_file(networks_path, device)
+    identity = dict(dataset=run["data"]["dataset"], method=settings["method"], eps=settings["eps"],
+                    beta=settings["beta"], seed=settings["seed"])
+    search = dataclasses.replace(radii_settings.adversarial, norms=sizes.norms)
+    frames = []
+    for name in NETWORKS:
+        network = blob["networks"][name]
+        if name == "best" and not (overfitted and network["step"] != run["steps"]):
+            continue  # the network before the collapse, where there was one
+        model = from_state(blob["model_spec"], network["state_dict"], device=device)
+        radii = random_noise_probes(model, x, y, radii_settings) + adversarial_probes(
+            model, x, y, search, radii_settings.clip)
+        for key, radius in radii:
+            frames.append(pd.DataFrame(dict(measure=f"{key['measure']}_{key['mode']}_{key['norm']}",
+                                            item=np.arange(count), value=radius.double().cpu().numpy())))
+        items = measure_network(model, x, x[:0], anchors, ellipse_points=ellipse_settings.ellipse_points,
+                                jacobian_every=ellipse_settings.jacobian_every)
+        frames.append(pd.DataFrame(dict(measure="jacobian_norm", item=np.arange(count),
+                                        value=items.loc[items["where"] == "test_points", "jacobian_norm"].to_numpy())))
+        for kind in anchors:
+            part = items[items["where"] == kind]
+            frames.append(pd.DataFrame(dict(measure=f"transition_density_{kind}", item=part["item"].to_numpy(),
+                                            value=part["transition_density"].to_numpy())))
+        for frame in frames[-(len(radii) + 1 + len(anchors)):]:
+            frame.insert(0, "step", network["step"])
+            frame.insert(0, "network", name)
+            for column, value in reversed(identity.items()):
+                frame.insert(0, column, value)
+    return pd.concat(frames, ignore_index=True)
+
+
+# --- tables --------------------------------------------------------------------------------------------------
+
+RUNS_COLUMNS = (*RUN_COLUMNS, "co", "co_form", "co_step", "co_epoch", "best_pgd_acc", "best_step", "final_pgd_acc",
+                "final_fgsm_acc", "final_clean_acc", "pgd_before", "step_before", "pgd_after", "step_after",
+                "steps_to_collapse", "alignment_before", "alignment_after", "pgd50_final", "clean_final",
+                "pgd50_best", "clean_best", "test_acc_final", "test_acc_best", "steps", "wall_seconds")
+
+
+def run_row(run_json: Path, log_csv: Path, rule: OverfittingRule) -> dict:
+    """One row of adversarial_runs.csv: a run's identity, its CO verdict (the rule applied to its training
+    log) and its final evaluation."""
+    run = read_json(run_json)
+    s, co, ev = run["settings"], detect_overfitting(pd.read_csv(log_csv), rule), run["evaluation"]
+    steps_per_epoch = run["steps"] / run["epochs"]
+    return dict(
+        dataset=run["data"]["dataset"], method=s["method"], eps=s["eps"], beta=s["beta"], seed=s["seed"],
+        **{k: co[k] for k in ("co", "co_form", "co_step", "best_pgd_acc", "best_step", "final_pgd_acc",
+                              "final_fgsm_acc", "final_clean_acc", "pgd_before", "step_before", "pgd_after",
+                              "step_after", "alignment_before", "alignment_after")},
+        co_epoch=co["co_step"] / steps_per_epoch if co["co"] else math.nan,
+        steps_to_collapse=co["step_after"] - co["step_before"] if co["co"] else math.nan,
+        pgd50_final=ev["final"]["pgd_acc"], clean_final=ev["final"]["clean_acc"],
+        pgd50_best=ev["best"]["pgd_acc"], clean_best=ev["best"]["clean_acc"],
+        test_acc_final=ev["final"]["test_acc"], test_acc_best=ev["best"]["test_acc"],
+        steps=run["steps"], wall_seconds=run["wall_seconds"],
+    )
+
+
+def runs_table(run_jsons: list[Path], log_csvs: list[Path], rule: OverfittingRule) -> pd.DataFrame:
+    table = pd.DataFrame([run_row(run, log, rule) for run, log in zip(run_jsons, log_csvs, strict=True)],
+                         columns=RUNS_COLUMNS)
+    order = {m: i for i, m in enumerate(METHODS)}
+    return table.sort_values(["dataset", "beta", "method", "eps", "seed"], key=lambda c: c.map(order)
+                             if c.name == "method" else c, kind="stable").reset_index(drop=True)
+
+
+ONSET_COLUMNS = ("scope", "dataset", "method", "beta", "seed", "epsilons", "onset_eps", "n_seeds", "n_with_co",
+                 "onset_median", "onset_min", "onset_max")
+
+
+def onset_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """The CO onset ε*: per seed, the smallest ε of the grid at which the run overfitted (NaN: none did);
+    per method (and β), its median, minimum and maximum over the seeds with CO, and how many seeds had CO
+    at any ε tried. Only (method, β) with at least two ε are listed."""
+    rows = []
+    for (dataset, method, beta), group in runs.groupby(["dataset", "method", "beta"], sort=False):
+        epsilons = sorted(group["eps"].unique())
+        if len(epsilons) < 2:
+            continue
+        tried = " ".join(f"{e:g}" for e in epsilons)
+        onsets = []
+        for seed, g in group.groupby("seed"):
+            with_co = g.loc[g["co"].astype(bool), "eps"]
+            onset = float(with_co.min()) if len(with_co) else math.nan
+            onsets.append(onset)
+            rows.append(dict(scope="seed", dataset=dataset, method=method, beta=beta, seed=seed, epsilons=tried,
+                             onset_eps=onset))
+        found = np.array([o for o in onsets if not math.isnan(o)])
+        rows.append(dict(scope="method", dataset=dataset, method=method, beta=beta, epsilons=tried,
+                         n_seeds=len(onsets), n_with_co=len(found),
+                         onset_median=float(np.median(found)) if len(found) else math.nan,
+                         onset_min=float(found.min()) if len(found) else math.nan,
+                         onset_max=float(found.max()) if len(found) else math.nan))
+    counts = {column: "Int64" for column in ("seed", "n_seeds", "n_with_co")}
+    return pd.DataFrame(rows, columns=ONSET_COLUMNS).astype(counts)
+
+
+PROBE_COLUMNS = (*RUN_COLUMNS, "network", "step", "measure", "n_items", "n_censored", "median", "mean")
+
+
+def probe_table(items: pd.DataFrame) -> pd.DataFrame:
+    """Per run, network and measure: the median (radii: over the images the network classifies correctly,
+    censored radii counted as +inf) and the mean (finite values) over the probed items."""
+    rows = []
+    for key, g in items.groupby([*RUN_COLUMNS, "network", "step", "measure"], sort=False):
+        values = g["value"].dropna().to_numpy(dtype=float)
+        finite = values[np.isfinite(values)]
+        rows.append(dict(zip((*RUN_COLUMNS, "network", "step", "measure"), key), n_items=len(values),
+                         n_censored=int(np.isinf(values).sum()),
+                         median=float(np.median(values)) if len(values) else math.nan,
+                         mean=float(finite.mean()) if len(finite) else math.nan))
+    return pd.DataFrame(rows, columns=PROBE_COLUMNS)
+
+
+def co_event(runs: pd.DataFrame) -> pd.Series | None:
+    """The run whose collapse is shown in the training-curve figure: of the runs with a 'collapse', the one
+    with the largest fall of held-out PGD accuracy (a run without feature first); else any run with CO."""
+    for candidates in (runs[(runs["co_form"] == "collapse") & (runs["beta"] == 0)],
+                       runs[runs["co_form"] == "collapse"], runs[runs["co"].astype(bool)]):
+        if len(candidates):
+            fall = candidates["pgd_before"] - candidates["pgd_after"]
+            return candidates.loc[fall.idxmax()]
+    return None
