@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from robustgen.data import save_split
+from robustgen.data import read_split, save_split
 from robustgen.io import load_file, read_json
 from robustgen.measures.perturbations import gradient_alignment, input_gradients, pgd, robust_correct
 from robustgen.measures.sensitivity import activation_codes, jacobian_norms
@@ -79,16 +79,28 @@ def test_no_co_without_a_collapse_or_a_final_gap_near_chance(pgd_acc, fgsm_acc):
     assert not found["co"] and found["co_step"] is None and found["step_after"] == 10 * (len(pgd_acc) - 1)
 
 
-def test_onset_is_the_smallest_epsilon_with_co_per_seed():
+def test_onset_is_the_smallest_epsilon_with_co_per_seed_and_no_co_counts_as_above_the_grid():
     runs = pd.DataFrame(dict(dataset="d", method="fgsm", beta=0.0,
                              eps=[0.1, 0.2, 0.3] * 3, seed=[0] * 3 + [1] * 3 + [2] * 3,
                              co=[False, True, True, False, False, True, False, False, False]))
-    table = onset_table(runs)
+    standard = runs.assign(method="standard", co=False)
+    table = onset_table(pd.concat([runs, standard]))
+    assert set(table["method"]) == {"fgsm"}  # standard training has nothing to overfit catastrophically
     per_seed = table[table["scope"] == "seed"].set_index("seed")["onset_eps"]
-    assert per_seed[0] == 0.2 and per_seed[1] == 0.3 and math.isnan(per_seed[2])
+    assert per_seed[0] == 0.2 and per_seed[1] == 0.3 and per_seed[2] == math.inf
     method = table[table["scope"] == "method"].iloc[0]
     assert (method["n_seeds"], method["n_with_co"]) == (3, 2)
-    assert (method["onset_median"], method["onset_min"], method["onset_max"]) == (0.25, 0.2, 0.3)
+    assert (method["onset_median"], method["onset_min"], method["onset_max"]) == (0.3, 0.2, math.inf)
+    two = onset_table(runs[runs["seed"] < 2])
+    assert two.loc[two["scope"] == "method", "onset_median"].item() == pytest.approx(0.25)
+
+
+def test_thresholds_compare_accuracies_as_the_counts_they_are():
+    # 0.7 − 0.4 is 0.29999999999999993 in floating point: still a gap of 0.3, and a fall of 0.3 > 0.2
+    found = detect_overfitting(_log([0.0, 0.7, 0.4], [0.0, 0.8, 0.7]), OverfittingRule(drop=0.2, gap=0.3, floor=0.2))
+    assert found["co"] and found["co_step"] == 20
+    found = detect_overfitting(_log([0.0, 0.5, 0.3], [0.0, 0.8, 0.6]), OverfittingRule(drop=0.2, gap=0.3, floor=0.2))
+    assert not found["co"]  # a fall of exactly 0.2 is not more than 0.2
 
 
 # --- the evaluation attack, alignment and gradients -------------------------------------------------------
@@ -143,6 +155,33 @@ def test_the_projects_pgd_and_foolboxs_pgd_find_attacks_of_the_same_strength(emb
         assert 0.2 < ours.double().mean() < clean.double().mean()  # an attack that does something, not all
         assert abs(ours.double().mean() - theirs.double().mean()) <= 0.03
         assert (ours != theirs).double().mean() <= 0.05
+
+
+def test_more_restarts_break_a_superset_and_a_success_is_never_undone():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.Linear(64, 3)).double()
+    x = torch.rand(300, 20, dtype=torch.float64)
+    with torch.no_grad():
+        y = model(x).argmax(dim=1)
+    once = robust_correct(model, x, y, eps=0.05, ascent=pgd(5, 0.25), restarts=1,
+                          generator=torch.Generator().manual_seed(3))
+    many = robust_correct(model, x, y, eps=0.05, ascent=pgd(5, 0.25), restarts=6,
+                          generator=torch.Generator().manual_seed(3))
+    assert bool((many <= once).all()) and many.sum() < once.sum() < len(x)  # the first restart is shared
+    # a point's first misclassified iterate is kept: the evaluation ascent ends misclassified wherever any
+    # iterate was, which the plain ascent of training need not
+    from robustgen.measures.perturbations import linf_ascent
+
+    def iterate(steps, **kwargs):  # the same random start, then `steps` steps: a prefix of one trajectory
+        return linf_ascent(model, x, y, loss="cross_entropy", eps=0.05, ascent=pgd(steps, 1.0),  # overshoots
+                           generator=torch.Generator().manual_seed(4), **kwargs)
+
+    with torch.no_grad():
+        wrong = [model(iterate(k)).argmax(dim=1) != y for k in range(6)]
+        frozen = model(iterate(5, stop_when_misclassified=True)).argmax(dim=1) != y
+    any_iterate = torch.stack(wrong).any(dim=0)
+    assert torch.equal(frozen, any_iterate)
+    assert bool((any_iterate & ~wrong[-1]).any())  # some success the plain ascent undid by its last step
 
 
 def test_gradient_alignment_is_one_on_a_linear_model_and_norms_are_per_point_gradients():
@@ -218,10 +257,12 @@ def test_a_run_logs_the_schedule_and_keeps_its_best_and_final_networks(tiny_spli
     summary, log, networks = _run(tiny_split, tmp_path, "fgsm", 0.3)
     assert list(log.columns) == list(LOG_COLUMNS)
     assert list(log["step"]) == log_steps(10, 3, 5) == [0, 3, 5, 6, 9, 10]
-    assert list(log["eps_train"]) == pytest.approx([0.0, 0.18, 0.3, 0.3, 0.3, 0.3])  # warm-up over epoch 1
+    # ε of the last batch trained before each log: the warm-up ramps over epoch 1 (steps 0-4)
+    assert list(log["eps_train"]) == pytest.approx([0.0, 0.12, 0.24, 0.3, 0.3, 0.3])
     assert log.loc[0, "batch_pgd_acc"] != log.loc[0, "batch_pgd_acc"]  # no batch seen before the first step
     best = networks["networks"]["best"]
-    assert best["step"] == int(log.loc[log["pgd_acc"].idxmax(), "step"])
+    after_warmup = log[log["step"] >= 5]  # the best network is chosen among those trained at the full ε
+    assert best["step"] == int(after_warmup.loc[after_warmup["pgd_acc"].idxmax(), "step"])
     assert networks["networks"]["final"]["step"] == summary["steps"] == 10
     co = detect_overfitting(log, RULE)
     assert co["best_pgd_acc"] == log["pgd_acc"].max() and co["final_pgd_acc"] == log["pgd_acc"].iloc[-1]
@@ -230,8 +271,14 @@ def test_a_run_logs_the_schedule_and_keeps_its_best_and_final_networks(tiny_spli
     assert evaluation["best"]["step"] == best["step"]
     if best["step"] == 10:
         assert evaluation["best"] == evaluation["final"]
-    model = build(networks["model_spec"])
-    model.load_state_dict(networks["networks"]["final"]["state_dict"])
+    # the stored best network is the one logged at its step: its clean held-out accuracy is the logged one
+    split = read_split(tiny_split)
+    model = build(networks["model_spec"]).eval()
+    model.load_state_dict(best["state_dict"])
+    held_out = split.test_x[:60].float() / 255
+    with torch.no_grad():
+        clean = float((model(held_out).argmax(dim=1) == split.test_y[:60]).double().mean())
+    assert clean == log.loc[log["step"] == best["step"], "clean_acc"].item()
     data = read_json(tmp_path / "fgsm_0.3_0.0_0" / "run.json")
     assert data["evaluation_images"] == [60, 119] and data["settings"]["eps"] == 0.3
 

@@ -176,16 +176,22 @@ class Adversarial:
 
 
 @dataclasses.dataclass(frozen=True)
-class RandomNoise:
-    """robustness.*: the probed images and the random-noise radius in bisection mode."""
+class NoiseSearch:
+    """robustness.*: how the random-noise radius is searched (bisection along fixed random rays)."""
 
-    images: ImageRange
     seed: int
     noise: str
     draws: int
     clip: bool
     max_radius: float
     bisection: Bisection
+
+
+@dataclasses.dataclass(frozen=True)
+class RandomNoise(NoiseSearch):
+    """robustness.*: the probed images and the random-noise radius in bisection mode."""
+
+    images: ImageRange
 
 
 @dataclasses.dataclass(frozen=True)
@@ -408,16 +414,10 @@ class OverfittingVerdict:
 
 
 @dataclasses.dataclass(frozen=True)
-class RadiusProbes:
+class RadiusProbes(NoiseSearch):
     """robustness.*, less the probed images: how the random-noise and adversarial radii are searched (the
     adversarial stage probes its networks as the grokking study probes its checkpoints)."""
 
-    seed: int
-    noise: str
-    draws: int
-    clip: bool
-    max_radius: float
-    bisection: Bisection
     adversarial: Adversarial
 
 

@@ -152,8 +152,8 @@ PROBE_MEASURES = {
 
 def probe_plot(probes: pd.DataFrame, runs: pd.DataFrame) -> plt.Figure:
     """Each measure of the final networks against the training ε, per method (marker: median over seeds of
-    the per-network statistic; bars: seed range); hollow markers joined by a thin line: the best network of
-    runs that overfitted catastrophically (the network before the collapse)."""
+    the per-network statistic; bars: seed range); hollow markers: the network at the best step before the
+    collapse, in runs whose PGD accuracy collapsed (median over those seeds)."""
     probes = probes[probes["beta"] == 0]
     co_runs = runs[runs["co"].astype(bool) & (runs["beta"] == 0)][["method", "eps", "seed"]]
     measures = [m for m in PROBE_MEASURES if m in set(probes["measure"])]

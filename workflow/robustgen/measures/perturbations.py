@@ -47,9 +47,11 @@ def pgd(steps: int, step: float) -> Ascent:
 
 
 def linf_ascent(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, loss: str, eps: float, ascent: Ascent,
-                generator: torch.Generator) -> torch.Tensor:
+                generator: torch.Generator, stop_when_misclassified: bool = False) -> torch.Tensor:
     """x + δ after `ascent` on the mean `loss` (the training objective) of `model`, in [0, 1]; the random
-    start is drawn with `generator`."""
+    start is drawn with `generator`. With `stop_when_misclassified` (an evaluation attack) a point keeps the
+    first iterate at which it is misclassified, so a later step cannot undo a success (Wong et al.'s
+    evaluation PGD)."""
     delta = torch.zeros_like(x)
     if ascent.start:
         delta = (torch.rand(x.shape, generator=generator, dtype=x.dtype, device=x.device) * 2 - 1) * ascent.start * eps
@@ -57,12 +59,16 @@ def linf_ascent(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, loss: str
     with torch.enable_grad():
         for _ in range(ascent.steps):
             delta.requires_grad_(True)
-            (grad,) = torch.autograd.grad(loss_fn(loss, model(x + delta), y), delta)
+            outputs = model(x + delta)
+            (grad,) = torch.autograd.grad(loss_fn(loss, outputs, y), delta)
             with torch.no_grad():
-                delta = delta + ascent.step * eps * grad.sign()
+                moved = delta + ascent.step * eps * grad.sign()
                 if ascent.project:
-                    delta = delta.clamp(-eps, eps)
-                delta = (x + delta).clamp(0, 1) - x
+                    moved = moved.clamp(-eps, eps)
+                moved = (x + moved).clamp(0, 1) - x
+                if stop_when_misclassified:
+                    moved = torch.where((outputs.argmax(dim=1) != y)[:, None], delta, moved)
+                delta = moved
     return (x + delta).detach()
 
 
@@ -70,14 +76,16 @@ def linf_ascent(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, loss: str
 def robust_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, ascent: Ascent,
                    restarts: int, generator: torch.Generator, loss: str = "cross_entropy") -> torch.Tensor:
     """Which points `model` still classifies correctly after `restarts` runs of `ascent` (each from its own
-    random start): the evaluation attack, e.g. PGD-50 × 10 restarts. A point broken by one restart is
-    not attacked again, so restarts cost only on the points that resist."""
+    random start, each keeping a point's first misclassified iterate): the evaluation attack, e.g. PGD-50 ×
+    10 restarts. A point broken by one restart is not attacked again, so restarts cost only on the points
+    that resist."""
     correct = model(x).argmax(dim=1) == y
     for _ in range(restarts):
         index = correct.nonzero().squeeze(1)
         if not len(index):
             break
-        adversarial = linf_ascent(model, x[index], y[index], loss=loss, eps=eps, ascent=ascent, generator=generator)
+        adversarial = linf_ascent(model, x[index], y[index], loss=loss, eps=eps, ascent=ascent, generator=generator,
+                                  stop_when_misclassified=True)
         correct[index] = model(adversarial).argmax(dim=1) == y[index]
     return correct
 

@@ -113,6 +113,15 @@ def robustness_record(model, x, y, *, eps: float, pgd_steps: int, generator: tor
                 grad_norm=float(norms.mean()))
 
 
+STREAMS = ("training attack", "log", "evaluation")
+
+
+def stream(seed: int, purpose: str, device) -> torch.Generator:
+    """An independent generator per (run seed, purpose): no two runs or purposes share draws."""
+    state = np.random.SeedSequence([seed, STREAMS.index(purpose)]).generate_state(1, dtype=np.uint64)[0]
+    return torch.Generator(device=device).manual_seed(int(state) & (2**63 - 1))
+
+
 def evaluation_attack(e: RobustEvaluation) -> Ascent:
     """The final evaluation: PGD with a uniform start, `steps` steps of `step`·ε (restarts: `e.restarts`)."""
     return pgd(e.steps, e.step)
@@ -145,8 +154,9 @@ def run(split_path: Path, training: AdversarialTraining, *, method: str, eps: fl
     steps_per_epoch = math.ceil(len(train_x) / training.batch_size)
     max_steps = training.epochs * steps_per_epoch
     eps_at = epsilon_schedule(eps, training.warmup_epochs * steps_per_epoch)
-    attack_generator = torch.Generator(device=device).manual_seed(seed + 1)  # the training attack's starts
-    log_generator = torch.Generator(device=device).manual_seed(seed + 2)  # the logging attacks' draws
+    attack_generator = stream(seed, "training attack", device)  # the training attack's random starts
+    log_generator = stream(seed, "log", device)  # the logged attacks' draws
+    warmup_steps = training.warmup_epochs * steps_per_epoch
     current = dict(step=0, batch=None)
     extra, best = {}, dict(pgd_acc=-1.0, step=None, state=None)
 
@@ -160,7 +170,7 @@ def run(split_path: Path, training: AdversarialTraining, *, method: str, eps: fl
         return xb
 
     def log(step, model, record):
-        entry = dict(epoch=step / steps_per_epoch, eps_train=eps_at(step),
+        entry = dict(epoch=step / steps_per_epoch, eps_train=eps_at(step - 1) if step else 0.0,  # the last batch's
                      **robustness_record(model, log_x, log_y, eps=eps, pgd_steps=training.log.pgd_steps,
                                          generator=log_generator))
         if current["batch"] is not None:
@@ -169,7 +179,9 @@ def run(split_path: Path, training: AdversarialTraining, *, method: str, eps: fl
                                  ascent=pgd(training.log.pgd_steps, 0.25), generator=log_generator)
             entry |= dict(batch_clean_acc=_accuracy(model, xb, yb), batch_pgd_acc=_accuracy(model, strong, yb))
         extra[step] = entry
-        if entry["pgd_acc"] > best["pgd_acc"]:
+        # the best network: trained at the full ε (after the warm-up, never the untrained one) and finite
+        eligible = step >= max(warmup_steps, 1) and math.isfinite(record["train_loss"])
+        if eligible and entry["pgd_acc"] > best["pgd_acc"]:
             best.update(pgd_acc=entry["pgd_acc"], step=step,
                         state={k: v.detach().clone() for k, v in model.state_dict().items()})
 
@@ -189,16 +201,16 @@ def run(split_path: Path, training: AdversarialTraining, *, method: str, eps: fl
                     best=dict(step=best["step"], state_dict=best["state"]))
     evaluation = {}
     for name, network in networks.items():
-        if name == "best" and network["step"] == result.steps:  # the best network is the final one
-            evaluation[name] = evaluation["final"]
+        if name == "best" and network["step"] in (None, result.steps):  # none, or the final network itself
+            evaluation[name] = dict(evaluation["final"], step=network["step"])
             continue
         model.load_state_dict(network["state_dict"])
         correct = robust_correct(model, eval_x, eval_y, eps=eps, ascent=evaluation_attack(training.evaluation),
                                  restarts=training.evaluation.restarts,
-                                 generator=torch.Generator(device=device).manual_seed(seed + 3))
+                                 generator=stream(seed, "evaluation", device))
         evaluation[name] = dict(step=network["step"], clean_acc=_accuracy(model, eval_x, eval_y),
-                                pgd_acc=float(correct.double().mean()),
-                                test_acc=float(evaluate(model, test_x, test_y, "cross_entropy")[1]))
+                                pgd_acc=float(correct.double().mean()),  # test accuracy: every unlogged image
+                                test_acc=float(evaluate(model, test_x[log_n:], test_y[log_n:], "cross_entropy")[1]))
     summary = dict(
         settings=settings, data=split.meta, model_spec=spec, steps=result.steps, epochs=training.epochs,
         evaluation=evaluation,
@@ -221,18 +233,21 @@ def detect_overfitting(log: pd.DataFrame, rule: OverfittingRule) -> dict:
     - 'no_gain': no collapse, but the run ends with PGD accuracy at most `floor` and FGSM accuracy at least
       `gap` above it; its step is the start of the final stretch in which the gap held.
 
+    The rule is for adversarial training; the tables do not apply it to standard runs.
+
     Also: the best PGD accuracy and its step, the final one, and the PGD accuracy and gradient alignment at
     the best step before CO and at CO (for a run without CO: at the best step and at the end).
     """
+    tol = 1e-9  # accuracies are multiples of 1/n: a value on a threshold is compared as the count it is
     pgd_acc, gap = log["pgd_acc"].to_numpy(), (log["fgsm_acc"] - log["pgd_acc"]).to_numpy()
     steps, alignment = log["step"].to_numpy(), log["alignment"].to_numpy()
     best_so_far = np.maximum.accumulate(pgd_acc)
-    collapsed = np.flatnonzero((pgd_acc < best_so_far - rule.drop) & (gap >= rule.gap))
+    held = gap >= rule.gap - tol
+    collapsed = np.flatnonzero((best_so_far - pgd_acc > rule.drop + tol) & held)
     at, form = None, ""
     if len(collapsed):
         at, form = int(collapsed[0]), "collapse"
-    elif pgd_acc[-1] <= rule.floor and gap[-1] >= rule.gap:
-        held = gap >= rule.gap
+    elif pgd_acc[-1] <= rule.floor + tol and held[-1]:
         at = len(held) - int(np.argmin(held[::-1])) if not held.all() else 0
         form = "no_gain"
     end = at if at is not None else len(log) - 1
@@ -251,16 +266,18 @@ def detect_overfitting(log: pd.DataFrame, rule: OverfittingRule) -> dict:
 
 def probe(split_path: Path, networks_path: Path, run_json: Path, log_csv: Path, s: AdversarialProbes,
           radii_settings: RadiusProbes, ellipse_settings: EllipseSampling, device: str) -> pd.DataFrame:
-    """Per item, for the final network of a run (and the best one, before the collapse, of a run with CO):
-    the random-noise radius and the adversarial
-    radii (the robustness stage's probes, with its settings), the Jacobian norm, and the transition density
-    along ellipses through test points of different and of the same class (the sensitivity stage's), on the
-    first `probes.images` of the run's evaluation images (with the run's feature β·v_y)."""
+    """Per item, for the final network of a run, and for its best network where that is the network just
+    before a collapse (the best step before CO): the random-noise radius and the adversarial radii (the
+    robustness stage's probes, with its settings), the Jacobian norm, and the transition density along
+    ellipses through test points of different and of the same class (the sensitivity stage's), on the first
+    `probes.images` of the run's evaluation images (with the run's feature β·v_y)."""
     sizes = s.probes
-    overfitted = detect_overfitting(pd.read_csv(log_csv), s.overfitting)["co"]
-    device = resolve_device(device)
     run = read_json(run_json)
     settings = run["settings"]
+    co = detect_overfitting(pd.read_csv(log_csv), s.overfitting)
+    collapsed = co["co_form"] == "collapse" and settings["method"] != "standard"
+    before_collapse = co["step_before"] if collapsed else None
+    device = resolve_device(device)
     dtype = DTYPES[settings["dtype"]]
     split = datasets.read_split(split_path)
     _, test_x = inputs(split, settings["beta"], device=device, dtype=dtype)
@@ -278,8 +295,8 @@ def probe(split_path: Path, networks_path: Path, run_json: Path, log_csv: Path, 
     frames = []
     for name in NETWORKS:
         network = blob["networks"][name]
-        if name == "best" and not (overfitted and network["step"] != run["steps"]):
-            continue  # the network before the collapse, where there was one
+        if name == "best" and network["step"] != before_collapse:
+            continue  # probed only as the network before a collapse (the best step before CO)
         model = from_state(blob["model_spec"], network["state_dict"], device=device)
         radii = random_noise_probes(model, x, y, radii_settings) + adversarial_probes(
             model, x, y, search, radii_settings.clip)
@@ -313,15 +330,17 @@ RUNS_COLUMNS = (*RUN_COLUMNS, "co", "co_form", "co_step", "co_epoch", "best_pgd_
 def run_row(run_json: Path, log_csv: Path, rule: OverfittingRule) -> dict:
     """One row of adversarial_runs.csv: a run's identity, its CO verdict (the rule applied to its training
     log) and its final evaluation."""
-    run = read_json(run_json)
-    s, co, ev = run["settings"], detect_overfitting(pd.read_csv(log_csv), rule), run["evaluation"]
-    steps_per_epoch = run["steps"] / run["epochs"]
+    run, log = read_json(run_json), pd.read_csv(log_csv)
+    s, co, ev = run["settings"], detect_overfitting(log, rule), run["evaluation"]
+    if s["method"] == "standard":  # no adversarial training, nothing to overfit catastrophically
+        co |= dict(co=False, co_form="not_applicable", co_step=None)
+    epoch_of = dict(zip(log["step"], log["epoch"]))
     return dict(
         dataset=run["data"]["dataset"], method=s["method"], eps=s["eps"], beta=s["beta"], seed=s["seed"],
         **{k: co[k] for k in ("co", "co_form", "co_step", "best_pgd_acc", "best_step", "final_pgd_acc",
                               "final_fgsm_acc", "final_clean_acc", "pgd_before", "step_before", "pgd_after",
                               "step_after", "alignment_before", "alignment_after")},
-        co_epoch=co["co_step"] / steps_per_epoch if co["co"] else math.nan,
+        co_epoch=epoch_of[co["co_step"]] if co["co"] else math.nan,
         steps_to_collapse=co["step_after"] - co["step_before"] if co["co"] else math.nan,
         pgd50_final=ev["final"]["pgd_acc"], clean_final=ev["final"]["clean_acc"],
         pgd50_best=ev["best"]["pgd_acc"], clean_best=ev["best"]["clean_acc"],
@@ -343,28 +362,30 @@ ONSET_COLUMNS = ("scope", "dataset", "method", "beta", "seed", "epsilons", "onse
 
 
 def onset_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """The CO onset ε*: per seed, the smallest ε of the grid at which the run overfitted (NaN: none did);
-    per method (and β), its median, minimum and maximum over the seeds with CO, and how many seeds had CO
-    at any ε tried. Only (method, β) with at least two ε are listed."""
+    """The CO onset ε*: per seed, the smallest ε of the grid at which the run overfitted (+inf where none did:
+    ε* lies above the largest ε tried); per method (and β), the median, minimum and maximum over all its
+    seeds, +inf counted as such (a median of inf: most seeds had no CO at any ε tried), and how many seeds
+    had CO. The true onset lies between the grid's ε* and the ε below it. Adversarial methods with at least
+    two ε only."""
     rows = []
     for (dataset, method, beta), group in runs.groupby(["dataset", "method", "beta"], sort=False):
         epsilons = sorted(group["eps"].unique())
-        if len(epsilons) < 2:
+        if len(epsilons) < 2 or method == "standard":
             continue
         tried = " ".join(f"{e:g}" for e in epsilons)
         onsets = []
         for seed, g in group.groupby("seed"):
             with_co = g.loc[g["co"].astype(bool), "eps"]
-            onset = float(with_co.min()) if len(with_co) else math.nan
+            onset = float(with_co.min()) if len(with_co) else math.inf
             onsets.append(onset)
             rows.append(dict(scope="seed", dataset=dataset, method=method, beta=beta, seed=seed, epsilons=tried,
                              onset_eps=onset))
-        found = np.array([o for o in onsets if not math.isnan(o)])
+        onsets = np.array(onsets)
         rows.append(dict(scope="method", dataset=dataset, method=method, beta=beta, epsilons=tried,
-                         n_seeds=len(onsets), n_with_co=len(found),
-                         onset_median=float(np.median(found)) if len(found) else math.nan,
-                         onset_min=float(found.min()) if len(found) else math.nan,
-                         onset_max=float(found.max()) if len(found) else math.nan))
+                         n_seeds=len(onsets), n_with_co=int(np.isfinite(onsets).sum()),
+                         onset_median=float(np.sort(onsets)[(len(onsets) - 1) // 2]) if len(onsets) % 2
+                         else float(np.median(onsets)),
+                         onset_min=float(onsets.min()), onset_max=float(onsets.max())))
     counts = {column: "Int64" for column in ("seed", "n_seeds", "n_with_co")}
     return pd.DataFrame(rows, columns=ONSET_COLUMNS).astype(counts)
 

@@ -20,7 +20,7 @@ from ..measures.attacks import minimal_perturbations, tightest_radius
 from ..measures.probes import adversarial_radius, bisection_radius, grid_radius, noise_norm
 from ..measures.stats import bootstrap_median_ratio, quartiles
 from ..runs import RUN_COLUMNS, milestone_snapshots, open_run, stored_checkpoints
-from ..settings import Adversarial, Bootstrap, CheckpointProbes, RandomNoise, TrajectoryProbes
+from ..settings import Adversarial, Bootstrap, CheckpointProbes, NoiseSearch, TrajectoryProbes
 from ..tables import stack
 
 PROBE_KEYS = ("measure", "mode", "norm", "delta")
@@ -31,7 +31,7 @@ def _generator(seed: int, device) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(seed)
 
 
-def random_noise_probes(model, x, y, s: RandomNoise, grid_deltas=()) -> list[tuple[dict, torch.Tensor]]:
+def random_noise_probes(model, x, y, s: NoiseSearch, grid_deltas=()) -> list[tuple[dict, torch.Tensor]]:
     """(probe key, radii) for the bisection mode and Walker's grid mode at every Δ of `grid_deltas`."""
     norm = noise_norm(s.noise)
     out = [(dict(measure="random", mode="bisection", norm=norm, delta=math.nan),
