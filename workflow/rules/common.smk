@@ -162,10 +162,14 @@ def capacity_network_files(name):
 
 
 def adversarial_runs():
-    """Every run of the adversarial stage: method × ε × seed on the clean data, and the feature sweep's
-    β × seed at its method and ε (a run in both is run once)."""
+    """Every run of the adversarial stage: method × ε × seed on the clean data (standard training, which ε
+    does not change, once per seed, at the smallest ε), and the feature sweep's β × seed at its method and ε
+    (a run in both is run once)."""
     a = ADVERSARIAL
-    grid = {(m, e, 0.0, s) for m in a.methods for e in a.epsilons for s in a.seeds}
+    epsilons = {
+        m: [min(a.epsilons)] if m == "standard" else a.epsilons for m in a.methods
+    }
+    grid = {(m, e, 0.0, s) for m in a.methods for e in epsilons[m] for s in a.seeds}
     grid |= {
         (a.feature.method, a.feature.epsilon, b, s)
         for b in a.feature.betas
