@@ -27,8 +27,8 @@ from robustgen import data as datasets  # noqa: E402
 from robustgen import settings as views  # noqa: E402
 from robustgen.config import load  # noqa: E402
 from robustgen.measures.perturbations import linf_ascent, robust_correct  # noqa: E402
-from robustgen.models import build, cnn_spec, model_spec  # noqa: E402
-from robustgen.stages.adversarial import METHODS, evaluation_attack, training_ascent  # noqa: E402
+from robustgen.models import build  # noqa: E402
+from robustgen.stages.adversarial import METHODS, evaluation_attack, network_spec, training_ascent  # noqa: E402
 from robustgen.train import Data, adam_options, train  # noqa: E402
 
 CONFIG = load([ROOT / "config.yaml"], [])
@@ -38,9 +38,7 @@ TRAINING = views.build(views.AdversarialTraining, CONFIG["adversarial"], "advers
 
 def fresh_model(split):
     torch.manual_seed(0)
-    spec = (cnn_spec(split.meta["image_shape"], split.num_classes) if TRAINING.model == "cnn"
-            else model_spec(split.input_dim, 200, 3, split.num_classes))
-    return build(spec)
+    return build(network_spec(TRAINING.model, split))
 
 
 def epoch_seconds(method: str, split, x, y, eps: float) -> float:

@@ -75,6 +75,16 @@ def inputs(split: datasets.Split, beta: float, *, device, dtype) -> tuple[torch.
 
 # --- one run -------------------------------------------------------------------------------------------------
 
+def network_spec(model: str, split: datasets.Split) -> dict:
+    """The stage's architecture (`adversarial.model`) for `split`'s images: Wong's CNN, or the grokking-sized
+    MLP (784-200-200-10 on MNIST)."""
+    if model == "cnn":
+        return cnn_spec(split.meta["image_shape"], split.num_classes)
+    if model == "mlp":
+        return model_spec(split.input_dim, 200, 3, split.num_classes)
+    raise ValueError(f"adversarial.model must be one of {', '.join(ARCHITECTURES)}, got {model!r}")
+
+
 def training_ascent(method: str, training: AdversarialTraining) -> Ascent | None:
     """The perturbation each batch receives: none (standard), a single-step method, or PGD-k."""
     if method == "standard":
@@ -97,9 +107,9 @@ def log_steps(max_steps: int, every: int, steps_per_epoch: int) -> list[int]:
     return sorted(set(range(0, max_steps + 1, every)) | set(range(0, max_steps + 1, steps_per_epoch)))
 
 
-@torch.no_grad()
 def _accuracy(model, x, y) -> float:
-    return float((model(x).argmax(dim=1) == y).double().mean())
+    """Accuracy by the study's one evaluation."""
+    return float(evaluate(model, x, y, "cross_entropy")[1])
 
 
 def robustness_record(model, x, y, *, eps: float, pgd_steps: int, generator: torch.Generator) -> dict:
@@ -143,12 +153,7 @@ def run(split_path: Path, training: AdversarialTraining, *, method: str, eps: fl
         raise ValueError(f"adversarial.log.images + adversarial.evaluation.images = {log_n + eval_n} exceeds the "
                          f"{len(test_x)} test images of {split.meta['dataset']}; lower them")
     log_x, log_y = test_x[:log_n], test_y[:log_n]
-    if training.model == "cnn":
-        spec = cnn_spec(split.meta["image_shape"], split.num_classes)
-    elif training.model == "mlp":
-        spec = model_spec(split.input_dim, 200, 3, split.num_classes)
-    else:
-        raise ValueError(f"adversarial.model must be one of {', '.join(ARCHITECTURES)}, got {training.model!r}")
+    spec = network_spec(training.model, split)
     torch.manual_seed(seed)
     model = build(spec).to(device=device, dtype=dtype)
     steps_per_epoch = math.ceil(len(train_x) / training.batch_size)
@@ -209,8 +214,8 @@ def run(split_path: Path, training: AdversarialTraining, *, method: str, eps: fl
                                  restarts=training.evaluation.restarts,
                                  generator=stream(seed, "evaluation", device))
         evaluation[name] = dict(step=network["step"], clean_acc=_accuracy(model, eval_x, eval_y),
-                                pgd_acc=float(correct.double().mean()),  # test accuracy: every unlogged image
-                                test_acc=float(evaluate(model, test_x[log_n:], test_y[log_n:], "cross_entropy")[1]))
+                                                pgd_acc=float(correct.double().mean()),  # test accuracy: every unlogged image
+                                test_acc=_accuracy(model, test_x[log_n:], test_y[log_n:]))
     summary = dict(
         settings=settings, data=split.meta, model_spec=spec, steps=result.steps, epochs=training.epochs,
         evaluation=evaluation,
@@ -300,23 +305,19 @@ def probe(split_path: Path, networks_path: Path, run_json: Path, log_csv: Path, 
         model = from_state(blob["model_spec"], network["state_dict"], device=device)
         radii = random_noise_probes(model, x, y, radii_settings) + adversarial_probes(
             model, x, y, search, radii_settings.clip)
-        for key, radius in radii:
-            frames.append(pd.DataFrame(dict(measure=f"{key['measure']}_{key['mode']}_{key['norm']}",
-                                            item=np.arange(count), value=radius.double().cpu().numpy())))
+        parts = [pd.DataFrame(dict(measure=f"{key['measure']}_{key['mode']}_{key['norm']}", item=np.arange(count),
+                                   value=radius.double().cpu().numpy())) for key, radius in radii]
         items = measure_network(model, x, x[:0], anchors, ellipse_points=ellipse_settings.ellipse_points,
                                 jacobian_every=ellipse_settings.jacobian_every)
-        frames.append(pd.DataFrame(dict(measure="jacobian_norm", item=np.arange(count),
-                                        value=items.loc[items["where"] == "test_points", "jacobian_norm"].to_numpy())))
+        parts.append(pd.DataFrame(dict(measure="jacobian_norm", item=np.arange(count),
+                                       value=items.loc[items["where"] == "test_points", "jacobian_norm"].to_numpy())))
         for kind in anchors:
             part = items[items["where"] == kind]
-            frames.append(pd.DataFrame(dict(measure=f"transition_density_{kind}", item=part["item"].to_numpy(),
-                                            value=part["transition_density"].to_numpy())))
-        for frame in frames[-(len(radii) + 1 + len(anchors)):]:
-            frame.insert(0, "step", network["step"])
-            frame.insert(0, "network", name)
-            for column, value in reversed(identity.items()):
-                frame.insert(0, column, value)
-    return pd.concat(frames, ignore_index=True)
+            parts.append(pd.DataFrame(dict(measure=f"transition_density_{kind}", item=part["item"].to_numpy(),
+                                           value=part["transition_density"].to_numpy())))
+        frames.append(pd.concat(parts, ignore_index=True).assign(network=name, step=network["step"]))
+    table = pd.concat(frames, ignore_index=True).assign(**identity)
+    return table[[*identity, "network", "step", "measure", "item", "value"]]
 
 
 # --- tables --------------------------------------------------------------------------------------------------
@@ -383,8 +384,7 @@ def onset_table(runs: pd.DataFrame) -> pd.DataFrame:
         onsets = np.array(onsets)
         rows.append(dict(scope="method", dataset=dataset, method=method, beta=beta, epsilons=tried,
                          n_seeds=len(onsets), n_with_co=int(np.isfinite(onsets).sum()),
-                         onset_median=float(np.sort(onsets)[(len(onsets) - 1) // 2]) if len(onsets) % 2
-                         else float(np.median(onsets)),
+                         onset_median=float(np.median(onsets)),
                          onset_min=float(onsets.min()), onset_max=float(onsets.max())))
     counts = {column: "Int64" for column in ("seed", "n_seeds", "n_with_co")}
     return pd.DataFrame(rows, columns=ONSET_COLUMNS).astype(counts)
