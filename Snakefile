@@ -19,6 +19,7 @@ include: "workflow/rules/sensitivity.smk"
 include: "workflow/rules/similarity.smk"
 include: "workflow/rules/capacity.smk"
 include: "workflow/rules/adversarial.smk"
+include: "workflow/rules/representations.smk"
 
 
 rule all:

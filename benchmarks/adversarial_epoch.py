@@ -38,7 +38,7 @@ TRAINING = views.build(views.AdversarialTraining, CONFIG["adversarial"], "advers
 
 def fresh_model(split):
     torch.manual_seed(0)
-    return build(network_spec(TRAINING.model, split))
+    return build(network_spec(GRID.model, split))
 
 
 def epoch_seconds(method: str, split, x, y, eps: float) -> float:
@@ -67,7 +67,7 @@ def main() -> None:
                                 subset=CONFIG["adversarial"]["train_subset"])
     x, y = datasets.as_float(split.train_x), split.train_y
     eps = max(GRID.epsilons)
-    print(f"{GRID.dataset}: {len(x)} training images, {TRAINING.model}, batch {TRAINING.batch_size}, ε = {eps:g}, "
+    print(f"{GRID.dataset}: {len(x)} training images, {GRID.model}, batch {TRAINING.batch_size}, ε = {eps:g}, "
           f"PGD-k: {TRAINING.pgd.steps} steps, {args.threads} thread(s)\n")
     epoch_seconds("standard", split, x, y, eps)  # untimed: the first epoch pays one-time start-up costs
     print("| method | seconds per epoch | × standard |\n|---|---|---|")

@@ -231,7 +231,7 @@ def test_cnn_is_wongs_network_and_its_units_and_jacobian_are_measured():
 
 # --- runs on real data ----------------------------------------------------------------------------------------
 
-TINY = AdversarialTraining(model="cnn", epochs=2, batch_size=100, lr=1e-3, warmup_epochs=1, dtype="float32",
+TINY = AdversarialTraining(epochs=2, batch_size=100, lr=1e-3, warmup_epochs=1, dtype="float32",
                            pgd=PgdTraining(steps=2, step=0.5), log=TrainingLog(every=3, images=60, pgd_steps=3),
                            evaluation=RobustEvaluation(images=60, steps=5, step=0.25, restarts=2))
 
@@ -245,10 +245,10 @@ def tiny_split(tmp_path_factory):
     return path
 
 
-def _run(split, tmp_path, method, eps, beta=0.0, seed=0, training=TINY):
-    out = tmp_path / f"{method}_{eps}_{beta}_{seed}"
+def _run(split, tmp_path, method, eps, beta=0.0, seed=0, training=TINY, model="cnn"):
+    out = tmp_path / f"{model}_{method}_{eps}_{beta}_{seed}"
     out.mkdir()
-    summary = run(split, training, method=method, eps=eps, beta=beta, seed=seed, device="cpu",
+    summary = run(split, training, model=model, method=method, eps=eps, beta=beta, seed=seed, device="cpu",
                   log_path=out / "log.csv", run_path=out / "run.json", networks_path=out / "networks.pt")
     return summary, pd.read_csv(out / "log.csv"), load_file(out / "networks.pt")
 
@@ -279,7 +279,7 @@ def test_a_run_logs_the_schedule_and_keeps_its_best_and_final_networks(tiny_spli
     with torch.no_grad():
         clean = float((model(held_out).argmax(dim=1) == split.test_y[:60]).double().mean())
     assert clean == log.loc[log["step"] == best["step"], "clean_acc"].item()
-    data = read_json(tmp_path / "fgsm_0.3_0.0_0" / "run.json")
+    data = read_json(tmp_path / "cnn_fgsm_0.3_0.0_0" / "run.json")
     assert data["evaluation_images"] == [60, 119] and data["settings"]["eps"] == 0.3
 
 

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 STUDIES = ("grokking", "capacity", "adversarial")
 # what the workflow itself reads to fan the study out (common.smk builds these)
 FAN_OUT = {"grokking": settings.GrokkingGrid, "capacity": settings.CapacityGrid,
-           "adversarial": settings.AdversarialGrid}
+           "adversarial": settings.AdversarialGrid, "representations": settings.RepresentationGrid}
 
 
 def _schema_leaves(node=None, prefix=""):

@@ -66,7 +66,8 @@ def test_checkpoint_weights_reproduce_the_recorded_accuracy(smoke):
 FIGURES = ("grokking_curves", "grokking_steps_to_generalise", "robustness_histograms", "robustness_trajectory",
            "robustness_random_vs_adversarial", "robustness_accuracy", "sensitivity_comparison", "sensitivity_trajectory",
            "sensitivity_slices", "cka_heatmaps", "cka_by_layer", "cka_trajectory", "capacity_generalisation",
-           "capacity_sensitivity", "adversarial_co", "adversarial_curves", "adversarial_feature", "adversarial_probes")
+           "capacity_sensitivity", "adversarial_co", "adversarial_curves", "adversarial_feature", "adversarial_probes",
+           "representation_heatmaps", "representation_structure", "representation_layers", "representation_grokking")
 
 
 def test_figures_are_real_png_and_pdf(smoke):
@@ -85,6 +86,7 @@ def test_adding_a_seed_schedules_only_the_new_runs(smoke):
     jobs = smoke.planned_jobs("--configfile", SMOKE, "--config", "grokking={seeds: [0, 1]}")
     # the region slices show the first seed only: they stay
     assert jobs == {"train_grokking": 2, "extract_checkpoints": 2, "grokking_table": 1, "grokking_figures": 1,
+                    "place_grokking": 1, "grokking_placement_figure": 1,
                     "probe_checkpoints": 2, "probe_trajectory": 2, "robustness_tables": 1,
                     "robustness_figures": 1, "sensitivity_checkpoints": 2, "sensitivity_trajectory": 2,
                     "sensitivity_tables": 1, "sensitivity_figures": 1, "similarity_run": 2, "similarity_seeds": 2,
@@ -95,6 +97,7 @@ def test_changing_a_threshold_reruns_extraction_never_training(smoke):
     jobs = smoke.planned_jobs("--configfile", SMOKE, "--config", "checkpoints={generalised_test_acc: 0.8}")
     # the trajectories read the snapshots, not the checkpoints: they stay
     assert jobs == {"extract_checkpoints": 2, "grokking_table": 1, "grokking_figures": 1,
+                    "place_grokking": 1, "grokking_placement_figure": 1,
                     "probe_checkpoints": 2, "robustness_tables": 1, "robustness_figures": 1,
                     "sensitivity_checkpoints": 2, "sensitivity_tables": 1, "sensitivity_figures": 1,
                     "sensitivity_slices": 1, "similarity_run": 2, "similarity_seeds": 2, "similarity_tables": 1,
@@ -143,7 +146,9 @@ def test_changing_a_training_knob_reruns_training(smoke):
     jobs = smoke.planned_jobs("--configfile", SMOKE, "--config", "data={split_seed: 1}")
     # every study's split depends on the split seed
     assert jobs["prepare_data"] == 3 and jobs["train_grokking"] == 2 and jobs["train_capacity"] == 4
-    assert jobs["train_adversarial"] == 5
+    # the adversarial stage's 5 runs and the representation stage's 8 more (its seed-0 FGSM and PGD runs are
+    # the adversarial stage's own: one run, two readers)
+    assert jobs["train_adversarial"] == 13
 
 
 def test_report_holds_every_figure(smoke):
@@ -301,7 +306,7 @@ def test_adversarial_tables_hold_every_run_and_its_evaluation(smoke):
     runs = pd.read_csv(tables / "adversarial_runs.csv")
     assert sorted(zip(runs.method, runs.eps, runs.beta)) == sorted(ADVERSARIAL_RUNS)
     assert runs["pgd50_final"].between(0, 1).all() and runs["co_form"].isin(["collapse", "no_gain"]).eq(runs["co"]).all()
-    run_dir = smoke.workdir / "results" / "adversarial" / "mnist_embedded" / "fgsm_eps0.3_beta0.2_seed0"
+    run_dir = smoke.workdir / "results" / "adversarial" / "mnist_embedded" / "cnn" / "fgsm_eps0.3_beta0.2_seed0"
     log = pd.read_csv(run_dir / "log.csv")
     row = runs[(runs.method == "fgsm") & (runs.beta == 0.2)].iloc[0]
     assert row["best_pgd_acc"] == log["pgd_acc"].max() and row["final_pgd_acc"] == log["pgd_acc"].iloc[-1]
@@ -314,7 +319,9 @@ def test_adversarial_tables_hold_every_run_and_its_evaluation(smoke):
 
 def test_changing_the_co_rule_retrains_nothing(smoke):
     jobs = smoke.planned_jobs("--configfile", SMOKE, "--config", "adversarial={overfitting: {drop: 0.1}}")
-    assert jobs == {"probe_adversarial": 5, "adversarial_tables": 1, "adversarial_figures": 1, "all": 1}
+    # the representation tables carry each run's CO verdict
+    assert jobs == {"probe_adversarial": 5, "adversarial_tables": 1, "adversarial_figures": 1,
+                    "representation_tables": 1, "representation_figures": 1, "all": 1}
 
 
 def test_adding_a_beta_schedules_only_its_runs(smoke):
@@ -332,9 +339,9 @@ def test_an_adversarial_run_by_hand_reproduces_the_studys_log(smoke, tmp_path):
     from conftest import ROOT
 
     results = smoke.workdir / "results"
-    run_dir = results / "adversarial" / "mnist_embedded" / "fgsm_eps0.3_beta0.2_seed0"
+    run_dir = results / "adversarial" / "mnist_embedded" / "cnn" / "fgsm_eps0.3_beta0.2_seed0"
     command = [sys.executable, "-m", "robustgen", "train-adversarial", "--config", str(ROOT / "config.yaml"),
-               "--config", SMOKE, "--method", "fgsm", "--eps", "0.3", "--beta", "0.2", "--seed", "0",
+               "--config", SMOKE, "--model", "cnn", "--method", "fgsm", "--eps", "0.3", "--beta", "0.2", "--seed", "0",
                "--data", str(results / "data" / "adversarial" / "mnist_embedded.pt"), "--log", str(tmp_path / "log.csv"),
                "--run-json", str(tmp_path / "run.json"), "--networks", str(tmp_path / "networks.pt")]
     subprocess.run(command, check=True, capture_output=True, cwd=ROOT)
@@ -342,3 +349,55 @@ def test_an_adversarial_run_by_hand_reproduces_the_studys_log(smoke, tmp_path):
     from robustgen.io import read_json
 
     assert read_json(tmp_path / "run.json")["evaluation"] == read_json(run_dir / "run.json")["evaluation"]
+
+
+# --- robust vs standard representations ---------------------------------------------------------------------
+
+def test_representation_tables_hold_every_network_and_a_cka_recomputed_by_hand(smoke):
+    import torch
+
+    from robustgen.data import as_float, read_split
+    from robustgen.io import load_file
+    from robustgen.measures.similarity import hidden_and_output, linear_cka
+    from robustgen.models import from_state
+
+    results = smoke.workdir / "results"
+    structures = pd.read_csv(results / "tables" / "representation_structure.csv")
+    benign = structures[structures.inputs == "benign"]
+    assert sorted(zip(benign.network, benign.seed)) == sorted(
+        (n, s) for n in ("standard", "pgd", "pgd_best", "fgsm", "fgsm_best") for s in (0, 1))
+    assert set(structures.loc[structures.inputs == "pgd", "network"]) == {"standard", "pgd", "fgsm"}
+    summary = pd.read_csv(results / "tables" / "representation_summary.csv")
+    baseline = summary[(summary.statistic == "seed_baseline") & (summary.measure == "block_index")]
+    assert (baseline.n == 1).all()  # two seeds: one pair
+    cka = pd.read_csv(results / "representations" / "mnist_embedded" / "cnn" / "cka.csv")
+    own = cka[(cka.inputs == "benign") & (cka.network_a == "standard") & (cka.network_b == "standard")
+              & (cka.seed_a == 0) & (cka.seed_b == 0)]
+    assert own.loc[own.layer_a == own.layer_b, "cka"].to_numpy() == pytest.approx(1.0)
+    # the table's CKA of the standard network's first hidden layer and its output, recomputed from the
+    # stored network on the compared images (after the 50 log and 50 evaluation images, 100 of them)
+    run_dir = results / "adversarial" / "mnist_embedded" / "cnn" / "standard_eps0.3_beta0_seed0"
+    blob = load_file(run_dir / "networks.pt")
+    model = from_state(blob["model_spec"], blob["networks"]["final"]["state_dict"])
+    split = read_split(results / "data" / "adversarial" / "mnist_embedded.pt")
+    acts = hidden_and_output(model, as_float(split.test_x[100:200]))
+    value = own[(own.layer_a == "relu1") & (own.layer_b == "output")].cka.item()
+    assert value == pytest.approx(linear_cka(acts["relu1"], acts["output"]).item(), abs=1e-9)
+    assert torch.isfinite(torch.tensor(structures[["near", "far", "block_index", "long_range"]].to_numpy())).all()
+    placed = pd.read_csv(results / "tables" / "representation_grokking.csv")
+    assert set(placed.family) == {"standard", "pgd", "pgd - standard"} and set(placed.layer) == {"relu1", "relu2", "output"}
+    trajectory = pd.read_csv(results / "tables" / "representation_grokking_trajectory.csv")
+    assert trajectory.groupby("init_scale").step.nunique().max() <= 4
+
+
+def test_representation_knobs_rerun_only_what_reads_them(smoke):
+    jobs = smoke.planned_jobs("--configfile", SMOKE, "--config", "representations={pgd_inputs: {steps: 4}}")
+    assert jobs == {"compare_representations": 1, "representation_tables": 1, "representation_figures": 1, "all": 1}
+    jobs = smoke.planned_jobs("--configfile", SMOKE, "--config", "representations={bootstrap: {resamples: 300}}")
+    assert jobs == {"place_grokking": 1, "grokking_placement_figure": 1, "representation_tables": 1,
+                    "representation_figures": 1, "all": 1}
+    # a new seed: its 3 networks and 2 of the grokking family, nothing of the adversarial stage
+    jobs = smoke.planned_jobs("--configfile", SMOKE, "--config", "representations={seeds: [0, 1, 2]}")
+    assert jobs == {"train_adversarial": 5, "compare_representations": 1, "place_grokking": 1,
+                    "grokking_placement_figure": 1, "representation_tables": 1, "representation_figures": 1,
+                    "all": 1}

@@ -289,7 +289,7 @@ def similarity_figures(a) -> None:
 def train_adversarial(a) -> None:
     from .stages.adversarial import run
 
-    summary = run(a.data, a.knobs["adversarial"], method=a.method, eps=a.eps, beta=a.beta, seed=a.seed,
+    summary = run(a.data, a.knobs["adversarial"], model=a.model, method=a.method, eps=a.eps, beta=a.beta, seed=a.seed,
                   device=a.knobs["device"], log_path=a.log, run_path=a.run_json, networks_path=a.networks)
     final, best = summary["evaluation"]["final"], summary["evaluation"]["best"]
     print(f"{summary['steps']} steps in {summary['wall_seconds']:.1f} s: final network clean {final['clean_acc']:.3f}, "
@@ -375,6 +375,68 @@ class Step:
 
 RUN_FILES = ("data", "checkpoints", "run_json", "output")
 
+
+def compare_representations(a) -> None:
+    from .io import write_csv
+    from .stages.representations import compare
+
+    cka = compare(a.data, a.runs, a.networks, a.knobs["representations"], a.knobs["similarity"], a.knobs["device"])
+    write_csv(cka, a.output)
+    print(f"{len(cka)} CKA values of {cka.groupby(['inputs', 'network_a', 'seed_a', 'network_b', 'seed_b']).ngroups} "
+          "network pairs")
+
+
+def place_grokking(a) -> None:
+    from .io import write_csv
+    from .stages.representations import grokking_table, place_grokking
+
+    placed, trajectory = place_grokking(a.data, a.checkpoints, a.snapshots, a.runs, a.family_data, a.family_runs,
+                                        a.family_networks, a.knobs["representations"], a.knobs["similarity"],
+                                        a.knobs["device"])
+    table = grokking_table(placed, a.knobs["representations"].bootstrap)
+    write_csv(table, a.placed)
+    write_csv(trajectory, a.trajectory)
+    print(table.to_string(index=False))
+
+
+def representation_tables(a) -> None:
+    import pandas as pd
+
+    from .io import write_csv
+    from .stages.representations import layers_table, run_summaries, structure_table, summary_table
+
+    cka = pd.read_csv(a.cka)
+    structures = structure_table(cka, run_summaries(a.runs, a.logs, a.knobs["adversarial"].overfitting))
+    bootstrap = a.knobs["representations"].bootstrap
+    summary = summary_table(structures, bootstrap)
+    write_csv(structures, a.structure)
+    write_csv(summary, a.summary)
+    write_csv(layers_table(cka, bootstrap), a.layers)
+    print(summary[summary["measure"] == "block_index"].to_string(index=False))
+
+
+def representation_figures(a) -> None:
+    import pandas as pd
+
+    from .figures import representations as figures
+    from .io import save_figure
+
+    cka, structures, layers = (pd.read_csv(p) for p in (a.cka, a.structure, a.layers))
+    save_figure(figures.heatmaps(cka), a.heatmaps, a.heatmaps_pdf)
+    save_figure(figures.structure_plot(structures), a.structure_figure, a.structure_figure_pdf)
+    save_figure(figures.layers_plot(layers), a.layers_figure, a.layers_figure_pdf)
+
+
+def grokking_placement_figure(a) -> None:
+    import pandas as pd
+
+    from .figures import representations as figures
+    from .io import save_figure
+
+    placed, trajectory = pd.read_csv(a.placed), pd.read_csv(a.trajectory)
+    save_figure(figures.grokking_plot(placed[placed["dataset"] == a.dataset],
+                                      trajectory[trajectory["dataset"] == a.dataset]), a.grokking, a.grokking_pdf)
+
 STEPS = {
     "prepare-data": Step(prepare_data, "a study's dataset through its real loader, stored as a uint8 split",
                          files=("output",), values=dict(study=str, dataset=str),
@@ -450,7 +512,7 @@ STEPS = {
                                figures=("heatmaps", "by_layer", "trajectory_figure")),
     "train-adversarial": Step(train_adversarial, "one adversarially trained network, its log and CO verdict",
                               files=("data", "log", "run_json", "networks"),
-                              values=dict(method=str, eps=float, beta=float, seed=int),
+                              values=dict(model=str, method=str, eps=float, beta=float, seed=int),
                               reads={"adversarial": views.AdversarialTraining, "device": str}, compute=True),
     "probe-adversarial": Step(probe_adversarial, "the study's radii and sensitivities of a run's networks",
                               files=("data", "networks", "run_json", "log", "output"),
@@ -463,6 +525,28 @@ STEPS = {
                                 files=("runs*", "logs*", "runs_table", "probes_table"), values=dict(dataset=str),
                                 reads={"adversarial": views.FeatureOf},
                                 figures=("co", "curves", "feature", "probes")),
+    "compare-representations": Step(compare_representations,
+                                    "layer × layer CKA of standard, PGD and FGSM networks, benign and PGD inputs",
+                                    files=("data", "runs*", "networks*", "output"),
+                                    reads={"representations": views.RepresentationComparison,
+                                           "similarity": views.CkaEstimator, "device": str}, compute=True),
+    "place-grokking": Step(place_grokking, "grokking checkpoints and snapshots beside standard and robust networks",
+                           files=("data", "checkpoints*", "snapshots*", "runs*", "family_data", "family_runs*",
+                                  "family_networks*", "placed", "trajectory"),
+                           reads={"representations": views.GrokkingPlacement, "similarity": views.CkaAlongRuns,
+                                  "device": str}, compute=True),
+    "representation-tables": Step(representation_tables,
+                                  "representation_structure.csv, representation_summary.csv, representation_layers.csv",
+                                  files=("cka", "runs*", "logs*", "structure", "summary", "layers"),
+                                  reads={"representations": views.RepresentationIntervals,
+                                         "adversarial": views.OverfittingVerdict}),
+    "representation-figures": Step(representation_figures, "CKA heatmaps, structure scalars, per-layer comparisons",
+                                   files=("cka", "structure", "layers"),
+                                   figures=("heatmaps", "structure_figure", "layers_figure")),
+    "grokking-placement-figure": Step(grokking_placement_figure,
+                                      "grokking checkpoints beside standard and robust networks, and along the runs",
+                                      files=("placed", "trajectory"), values=dict(dataset=str),
+                                      figures=("grokking",)),
 }
 
 

@@ -24,14 +24,18 @@ def mlp(input_dim: int, width: int, depth: int, num_classes: int) -> nn.Sequenti
     return nn.Sequential(*layers)
 
 
-def cnn(image_shape: list[int], num_classes: int) -> nn.Sequential:
+def cnn(image_shape: list[int], num_classes: int, extra: int = 0) -> nn.Sequential:
     """Wong et al.'s MNIST network: conv 16 (4×4, stride 2) → ReLU → conv 32 (4×4, stride 2) → ReLU →
-    dense 100 → ReLU → dense `num_classes`, on flattened images of `image_shape` (channels, height, width)."""
+    dense 100 → ReLU → dense `num_classes`, on flattened images of `image_shape` (channels, height, width);
+    with `extra` > 0, that many conv 32 (3×3, same size) → ReLU after the second convolution (depth for
+    layer-wise similarity)."""
     channels, height, width = image_shape
+    deeper = [layer for _ in range(extra) for layer in (nn.Conv2d(32, 32, 3, padding=1), nn.ReLU())]
     return nn.Sequential(
         nn.Unflatten(1, tuple(image_shape)),
         nn.Conv2d(channels, 16, 4, stride=2, padding=1), nn.ReLU(),
         nn.Conv2d(16, 32, 4, stride=2, padding=1), nn.ReLU(),
+        *deeper,
         nn.Flatten(),
         nn.Linear(32 * (height // 4) * (width // 4), 100), nn.ReLU(),
         nn.Linear(100, num_classes),
@@ -43,8 +47,8 @@ def model_spec(input_dim: int, width: int, depth: int, num_classes: int) -> dict
     return dict(kind="mlp", input_dim=input_dim, width=width, depth=depth, num_classes=num_classes)
 
 
-def cnn_spec(image_shape: list[int], num_classes: int) -> dict:
-    return dict(kind="cnn", image_shape=list(image_shape), num_classes=num_classes)
+def cnn_spec(image_shape: list[int], num_classes: int, extra: int = 0) -> dict:
+    return dict(kind="cnn", image_shape=list(image_shape), num_classes=num_classes, extra=extra)
 
 
 KINDS = ("mlp", "cnn")
@@ -54,7 +58,7 @@ def build(spec: dict) -> nn.Sequential:
     if spec.get("kind") == "mlp":
         return mlp(spec["input_dim"], spec["width"], spec["depth"], spec["num_classes"])
     if spec.get("kind") == "cnn":
-        return cnn(spec["image_shape"], spec["num_classes"])
+        return cnn(spec["image_shape"], spec["num_classes"], spec.get("extra", 0))
     raise ValueError(f"unknown model kind {spec.get('kind')!r}; allowed: {', '.join(KINDS)}")
 
 

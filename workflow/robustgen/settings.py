@@ -278,14 +278,26 @@ class RegionSlices:
 # --- similarity -----------------------------------------------------------------------------------------------
 
 @dataclasses.dataclass(frozen=True)
-class Similarity:
-    """similarity.*: the compared images and the CKA estimator."""
+class CkaEstimator:
+    """similarity.*, less the images: the study's CKA estimator (every stage that compares representations)."""
 
-    images: ImageRange
     estimator: str
     rbf_threshold: float
     batch_size: int
+
+
+@dataclasses.dataclass(frozen=True)
+class CkaAlongRuns(CkaEstimator):
+    """similarity.*, less the images: the estimator and how many milestone snapshots of a run are compared."""
+
     snapshots: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Similarity(CkaAlongRuns):
+    """similarity.*: the compared images, the CKA estimator and the milestone snapshots."""
+
+    images: ImageRange
 
 
 # --- capacity -------------------------------------------------------------------------------------------------
@@ -341,6 +353,7 @@ class AdversarialGrid:
     """adversarial.*: the runs of the stage (read by the workflow to fan out)."""
 
     dataset: str
+    model: str
     methods: list[str]
     epsilons: list[float]
     seeds: list[int]
@@ -377,9 +390,9 @@ class OverfittingRule:
 
 @dataclasses.dataclass(frozen=True)
 class AdversarialTraining:
-    """adversarial.*: how one run is trained, logged and evaluated (its method, ε, β and seed: its identity)."""
+    """adversarial.*: how one run is trained, logged and evaluated (its architecture, method, ε, β and seed: its
+    identity)."""
 
-    model: str
     epochs: int
     batch_size: int
     lr: float
@@ -428,3 +441,56 @@ class EllipseSampling:
     ellipse_points: int
     jacobian_every: int
     seed: int
+
+
+# --- robust vs standard representations ---------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class GrokkingFamily:
+    model: str
+    epsilon: float
+
+
+@dataclasses.dataclass(frozen=True)
+class RepresentationGrid:
+    """representations.*: the networks compared (read by the workflow to fan out; trained by the adversarial
+    stage's rule)."""
+
+    model: str
+    epsilon: float
+    seeds: list[int]
+    grokking: GrokkingFamily
+
+
+@dataclasses.dataclass(frozen=True)
+class InputAttack:
+    steps: int
+    step: float
+
+
+@dataclasses.dataclass(frozen=True)
+class RepresentationImages:
+    """representations.images: how many test images every comparison uses."""
+
+    images: int
+
+
+@dataclasses.dataclass(frozen=True)
+class RepresentationComparison(RepresentationImages):
+    """representations.*: the compared images and the PGD inputs."""
+
+    pgd_inputs: InputAttack
+
+
+@dataclasses.dataclass(frozen=True)
+class GrokkingPlacement(RepresentationImages):
+    """representations.*: the compared images and the intervals over grokking seeds."""
+
+    bootstrap: Bootstrap
+
+
+@dataclasses.dataclass(frozen=True)
+class RepresentationIntervals:
+    """representations.bootstrap: the intervals over seeds of the stage's tables."""
+
+    bootstrap: Bootstrap

@@ -22,7 +22,7 @@ rule train_adversarial:
         knobs=knobs("train-adversarial"),
     shell:
         "python -m robustgen train-adversarial --knobs {params.knobs:q}"
-        " --method {wildcards.method} --eps {wildcards.eps} --beta {wildcards.beta} --seed {wildcards.seed}"
+        " --model {wildcards.model} --method {wildcards.method} --eps {wildcards.eps} --beta {wildcards.beta} --seed {wildcards.seed}"
         " --data {input.data} --log {output.log} --run-json {output.run} --networks {output.networks}"
         " --threads {threads} > {log} 2>&1"
 

@@ -11,12 +11,21 @@ shell.prefix(f"export PYTHONPATH='{PACKAGE_ROOT}'${{{{PYTHONPATH:+:$PYTHONPATH}}
 
 from robustgen import cli
 from robustgen.config import tag, validate
-from robustgen.settings import AdversarialGrid, CapacityGrid, GrokkingGrid, build
+from robustgen.settings import (
+    AdversarialGrid,
+    CapacityGrid,
+    GrokkingGrid,
+    RepresentationGrid,
+    build,
+)
 
 validate(config)
 GROKKING = build(GrokkingGrid, config["grokking"], "grokking")
 CAPACITY = build(CapacityGrid, config["capacity"], "capacity")
 ADVERSARIAL = build(AdversarialGrid, config["adversarial"], "adversarial")
+REPRESENTATIONS = build(
+    RepresentationGrid, config["representations"], "representations"
+)
 
 
 def knobs(step):
@@ -42,7 +51,7 @@ RUN = "{dataset}/alpha{alpha}_wd{wd}_seed{seed}"
 NETWORK = "{dataset}/w{width}_d{depth}_{optimizer}_lr{lr}_bs{bs}_seed{seed}"
 GROKKING_DATA = "results/data/grokking/{dataset}.pt"
 CAPACITY_DATA = "results/data/capacity/{dataset}.pt"
-ADVERSARIAL_RUN = "{dataset}/{method}_eps{eps}_beta{beta}_seed{seed}"
+ADVERSARIAL_RUN = "{dataset}/{model}/{method}_eps{eps}_beta{beta}_seed{seed}"
 ADVERSARIAL_DATA = "results/data/adversarial/{dataset}.pt"
 
 
@@ -77,6 +86,7 @@ def adversarial_log(name):
 
 wildcard_constraints:
     study="grokking|capacity|adversarial",
+    model=r"cnn(_x\d+)?|mlp_w\d+_d\d+",
     method="standard|fgsm|rs_fgsm|n_fgsm|pgd",
     eps=r"[0-9][0-9.e+-]*",
     beta=r"[0-9][0-9.e+-]*",
@@ -176,7 +186,14 @@ def adversarial_runs():
         for s in a.seeds
     }
     return [
-        dict(dataset=a.dataset, method=m, eps=tag(e), beta=tag(b), seed=str(s))
+        dict(
+            dataset=a.dataset,
+            model=a.model,
+            method=m,
+            eps=tag(e),
+            beta=tag(b),
+            seed=str(s),
+        )
         for m, e, b, s in sorted(grid)
     ]
 
@@ -184,6 +201,37 @@ def adversarial_runs():
 def adversarial_files(name):
     """`name` in every adversarial-training run's directory."""
     return [adversarial_path(name).format(**r) for r in adversarial_runs()]
+
+
+def representation_runs(family=False):
+    """The networks the representation stage compares, trained by the adversarial stage's rule on its data:
+    standard, PGD and FGSM of representations.model at representations.epsilon × seed; with `family`, standard
+    and PGD of the grokking architecture (representations.grokking)."""
+    r = REPRESENTATIONS
+    model, eps = (
+        (r.grokking.model, r.grokking.epsilon) if family else (r.model, r.epsilon)
+    )
+    methods = ["standard", "pgd"] if family else ["standard", "pgd", "fgsm"]
+    return [
+        dict(
+            dataset=ADVERSARIAL.dataset,
+            model=model,
+            method=m,
+            eps=tag(eps),
+            beta="0",
+            seed=str(s),
+        )
+        for m in methods
+        for s in r.seeds
+    ]
+
+
+def representation_files(name, family=False):
+    return [adversarial_path(name).format(**r) for r in representation_runs(family)]
+
+
+# The grokking checkpoints are placed beside their own family where both stages see the same images.
+PLACE_GROKKING = ADVERSARIAL.dataset in GROKKING.datasets
 
 
 # What each stage puts in results/tables/ and, per dataset, in results/figures/{dataset}/.
@@ -194,6 +242,16 @@ TABLES = {
     "similarity": ["cka_layers", "cka_seeds", "cka_trajectory"],
     "capacity": ["capacity_sweep", "capacity_correlations"],
     "adversarial": ["adversarial_runs", "adversarial_onset", "adversarial_probes"],
+    "representations": [
+        "representation_structure",
+        "representation_summary",
+        "representation_layers",
+    ]
+    + (
+        ["representation_grokking", "representation_grokking_trajectory"]
+        if PLACE_GROKKING
+        else []
+    ),
 }
 FIGURES = {
     "grokking": ["grokking_curves", "grokking_steps_to_generalise"],
@@ -216,6 +274,12 @@ FIGURES = {
         "adversarial_feature",
         "adversarial_probes",
     ],
+    "representations": [
+        "representation_heatmaps",
+        "representation_structure",
+        "representation_layers",
+    ]
+    + (["representation_grokking"] if PLACE_GROKKING else []),
 }
 
 
@@ -225,9 +289,11 @@ def study_outputs():
         f"results/figures/{dataset}/{name}.png"
         for stage, names in FIGURES.items()
         for dataset in (
-            {"capacity": [CAPACITY.dataset], "adversarial": [ADVERSARIAL.dataset]}.get(
-                stage, GROKKING.datasets
-            )
+            {
+                "capacity": [CAPACITY.dataset],
+                "adversarial": [ADVERSARIAL.dataset],
+                "representations": [ADVERSARIAL.dataset],
+            }.get(stage, GROKKING.datasets)
         )
         for name in names
     ]

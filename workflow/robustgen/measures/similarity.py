@@ -7,6 +7,8 @@ Every function takes (n, features) activation matrices of the same n examples, i
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -122,15 +124,17 @@ def cka_matrix(grams_a: list[torch.Tensor], grams_b: list[torch.Tensor], debiase
 
 @torch.no_grad()
 def layer_activations(model: nn.Sequential, x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """The input and the output of every Linear and ReLU layer, flattened per example, by forward hooks.
+    """The input and the output of every Conv2d, Linear and ReLU layer, flattened per example, by forward
+    hooks, in the order the network computes them.
 
-    Names: input, linear1, relu1, linear2, …, linearL (the network's output)."""
+    Names: input, then conv1, relu1, …, linear1, relu…, …, linearL (the network's output)."""
     found = {"input": x.flatten(1)}
     counts = {}
     handles = []
+    kinds = {nn.Conv2d: "conv", nn.Linear: "linear", nn.ReLU: "relu"}
     for module in model.modules():
-        if isinstance(module, (nn.Linear, nn.ReLU)):
-            kind = "linear" if isinstance(module, nn.Linear) else "relu"
+        kind = kinds.get(type(module))
+        if kind is not None:
             counts[kind] = counts.get(kind, 0) + 1
             name = f"{kind}{counts[kind]}"
             handles.append(module.register_forward_hook(
@@ -141,6 +145,33 @@ def layer_activations(model: nn.Sequential, x: torch.Tensor) -> dict[str, torch.
         for handle in handles:
             handle.remove()
     return found
+
+
+def hidden_and_output(model: nn.Sequential, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The representations whose layer-wise similarity carries structure: every hidden layer's ReLU output,
+    then the network's output ('output'). Pre-activations are left out: each would be near its own ReLU and
+    inflate the similarity of neighbours."""
+    acts = layer_activations(model, x)
+    return {**{name: a for name, a in acts.items() if name.startswith("relu")}, "output": list(acts.values())[-1]}
+
+
+def structure(matrix: torch.Tensor) -> dict[str, float]:
+    """Scalars of a network's layer × layer CKA matrix over L compared layers (hidden layers, then the output):
+
+    - near: mean CKA of adjacent layers (|i − j| = 1);
+    - far: mean CKA of layers at least ⌈L/2⌉ apart;
+    - block_index = near − far: high where neighbours are alike and distant layers are not (block structure),
+      near 0 where similarity stays high across the whole depth (no specialisation), or low everywhere;
+    - long_range: CKA of the first and the last hidden layer."""
+    m = matrix.double()
+    size = len(m)
+    if size < 3:
+        raise ValueError(f"structure needs at least 3 compared layers, got {size}")
+    i, j = torch.triu_indices(size, size, offset=1)
+    distance = j - i
+    near = m[i[distance == 1], j[distance == 1]].mean()
+    far = m[i[distance >= math.ceil(size / 2)], j[distance >= math.ceil(size / 2)]].mean()
+    return dict(near=float(near), far=float(far), block_index=float(near - far), long_range=float(m[0, size - 2]))
 
 
 class Representation:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import platform
+import re
 from dataclasses import asdict
 from pathlib import Path
 
@@ -38,7 +39,7 @@ from .robustness import adversarial_probes, random_noise_probes
 from .sensitivity import measure_network
 
 METHODS = ("standard", *SINGLE_STEP, "pgd")
-ARCHITECTURES = ("cnn", "mlp")
+ARCHITECTURE = re.compile(r"cnn(_x(?P<extra>[1-9][0-9]*))?|mlp_w(?P<width>[1-9][0-9]*)_d(?P<depth>[1-9][0-9]*)")
 RUN_COLUMNS = ("dataset", "method", "eps", "beta", "seed")  # what identifies a run in every table
 NETWORKS = ("best", "final")
 LOG_COLUMNS = (*METRICS, "epoch", "eps_train", "clean_acc", "fgsm_acc", "pgd_acc", "alignment", "grad_norm",
@@ -76,13 +77,16 @@ def inputs(split: datasets.Split, beta: float, *, device, dtype) -> tuple[torch.
 # --- one run -------------------------------------------------------------------------------------------------
 
 def network_spec(model: str, split: datasets.Split) -> dict:
-    """The stage's architecture (`adversarial.model`) for `split`'s images: Wong's CNN, or the grokking-sized
-    MLP (784-200-200-10 on MNIST)."""
-    if model == "cnn":
-        return cnn_spec(split.meta["image_shape"], split.num_classes)
-    if model == "mlp":
-        return model_spec(split.input_dim, 200, 3, split.num_classes)
-    raise ValueError(f"adversarial.model must be one of {', '.join(ARCHITECTURES)}, got {model!r}")
+    """An architecture by name, for `split`'s images: `cnn` (Wong's CNN), `cnn_x{k}` (with k more 3×3
+    convolutions) or `mlp_w{width}_d{depth}` (a ReLU MLP of `depth` Linear layers; mlp_w200_d3 is the
+    grokking MLP)."""
+    match = ARCHITECTURE.fullmatch(model)
+    if match is None:
+        raise ValueError(f"unknown architecture {model!r}: use cnn, cnn_x<k> or mlp_w<width>_d<depth>, "
+                         "e.g. cnn_x4 or mlp_w200_d3")
+    if model.startswith("cnn"):
+        return cnn_spec(split.meta["image_shape"], split.num_classes, int(match["extra"] or 0))
+    return model_spec(split.input_dim, int(match["width"]), int(match["depth"]), split.num_classes)
 
 
 def training_ascent(method: str, training: AdversarialTraining) -> Ascent | None:
@@ -137,12 +141,13 @@ def evaluation_attack(e: RobustEvaluation) -> Ascent:
     return pgd(e.steps, e.step)
 
 
-def run(split_path: Path, training: AdversarialTraining, *, method: str, eps: float, beta: float, seed: int,
-        device: str, log_path: Path, run_path: Path, networks_path: Path) -> dict:
-    """Train one network with `method` at L∞ radius `eps` on data with the feature β·v_y, from `seed`; write
+def run(split_path: Path, training: AdversarialTraining, *, model: str, method: str, eps: float, beta: float,
+        seed: int, device: str, log_path: Path, run_path: Path, networks_path: Path) -> dict:
+    """Train one network of architecture `model` (`network_spec`) with `method` at L∞ radius `eps` on data with
+    the feature β·v_y, from `seed`; write
     its training log, its summary (returned; CO detection and the final evaluation included) and its best
     and final networks (the best: the highest held-out PGD accuracy during training)."""
-    settings = dict(method=method, eps=eps, beta=beta, seed=seed, **asdict(training), device=device)
+    settings = dict(model=model, method=method, eps=eps, beta=beta, seed=seed, **asdict(training), device=device)
     ascent = training_ascent(method, training)
     device, dtype = resolve_device(device), DTYPES[training.dtype]
     split = datasets.read_split(split_path)
@@ -153,9 +158,9 @@ def run(split_path: Path, training: AdversarialTraining, *, method: str, eps: fl
         raise ValueError(f"adversarial.log.images + adversarial.evaluation.images = {log_n + eval_n} exceeds the "
                          f"{len(test_x)} test images of {split.meta['dataset']}; lower them")
     log_x, log_y = test_x[:log_n], test_y[:log_n]
-    spec = network_spec(training.model, split)
+    spec = network_spec(model, split)
     torch.manual_seed(seed)
-    model = build(spec).to(device=device, dtype=dtype)
+    net = build(spec).to(device=device, dtype=dtype)
     steps_per_epoch = math.ceil(len(train_x) / training.batch_size)
     max_steps = training.epochs * steps_per_epoch
     eps_at = epsilon_schedule(eps, training.warmup_epochs * steps_per_epoch)
@@ -190,18 +195,18 @@ def run(split_path: Path, training: AdversarialTraining, *, method: str, eps: fl
             best.update(pgd_acc=entry["pgd_acc"], step=step,
                         state={k: v.detach().clone() for k, v in model.state_dict().items()})
 
-    result = train(model, Data(train_x, train_y, test_x, test_y), torch.optim.Adam(
-        model.parameters(), lr=training.lr, **adam_options(device)), loss="cross_entropy",
+    result = train(net, Data(train_x, train_y, test_x, test_y), torch.optim.Adam(
+        net.parameters(), lr=training.lr, **adam_options(device)), loss="cross_entropy",
         batch_size=training.batch_size, max_steps=max_steps,
         eval_steps=log_steps(max_steps, training.log.every, steps_per_epoch),
         generator=torch.Generator(device=device).manual_seed(seed), on_evaluation=log, perturb=perturb)
-    model.eval()
+    net.eval()
     history = pd.DataFrame([{**record, **extra[record["step"]]} for record in result.history],
                            columns=LOG_COLUMNS)
     write_csv(history, log_path)
 
     eval_x, eval_y = test_x[log_n:log_n + eval_n], test_y[log_n:log_n + eval_n]
-    final_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    final_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
     networks = dict(final=dict(step=result.steps, state_dict=final_state),
                     best=dict(step=best["step"], state_dict=best["state"]))
     evaluation = {}
@@ -209,13 +214,14 @@ def run(split_path: Path, training: AdversarialTraining, *, method: str, eps: fl
         if name == "best" and network["step"] in (None, result.steps):  # none, or the final network itself
             evaluation[name] = dict(evaluation["final"], step=network["step"])
             continue
-        model.load_state_dict(network["state_dict"])
-        correct = robust_correct(model, eval_x, eval_y, eps=eps, ascent=evaluation_attack(training.evaluation),
+        net.load_state_dict(network["state_dict"])
+        correct = robust_correct(net, eval_x, eval_y, eps=eps, ascent=evaluation_attack(training.evaluation),
                                  restarts=training.evaluation.restarts,
                                  generator=stream(seed, "evaluation", device))
-        evaluation[name] = dict(step=network["step"], clean_acc=_accuracy(model, eval_x, eval_y),
-                                                pgd_acc=float(correct.double().mean()),  # test accuracy: every unlogged image
-                                test_acc=_accuracy(model, test_x[log_n:], test_y[log_n:]))
+        evaluation[name] = dict(step=network["step"], clean_acc=_accuracy(net, eval_x, eval_y),
+                                pgd_acc=float(correct.double().mean()),
+                                # test accuracy: every unlogged image
+                                test_acc=_accuracy(net, test_x[log_n:], test_y[log_n:]))
     summary = dict(
         settings=settings, data=split.meta, model_spec=spec, steps=result.steps, epochs=training.epochs,
         evaluation=evaluation,
