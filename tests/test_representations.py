@@ -1,6 +1,8 @@
 """Robust vs standard representations: the compared layers, the structure scalars on matrices with known
 answers, the tables' paired statistics, and the architectures by name."""
 
+import zlib
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -71,14 +73,12 @@ def test_uniform_similarity_has_no_block_index_and_full_long_range():
         structure(torch.eye(2))
 
 
-def test_structure_of_a_real_cka_matrix_is_symmetric_in_its_inputs():
-    torch.manual_seed(1)
-    model = cnn([1, 28, 28], 10, extra=2).double()
-    acts = list(hidden_and_output(model, torch.rand(40, 784, dtype=torch.float64)).values())
-    matrix = torch.stack([torch.stack([linear_cka(a, b) for b in acts]) for a in acts])
-    assert torch.allclose(matrix, matrix.T) and torch.allclose(torch.diagonal(matrix), torch.ones(len(acts)).double())
-    s = structure(matrix)
-    assert 0 < s["near"] <= 1 and s["long_range"] == pytest.approx(matrix[0, len(acts) - 2].item())
+def test_far_pairs_start_at_half_the_depth_rounded_up():
+    # M_ij = 1 − 0.1|i − j| over L = 5 layers: far pairs are ≥ 3 apart, (0,3), (1,4) at 0.7 and (0,4) at 0.6
+    distance = torch.arange(5)[:, None] - torch.arange(5)[None, :]
+    s = structure(1 - 0.1 * distance.abs().double())
+    assert s["near"] == pytest.approx(0.9) and s["far"] == pytest.approx((0.7 + 0.7 + 0.6) / 3)
+    assert s["long_range"] == pytest.approx(0.7)  # layer 0 vs layer 3, the last before the output
 
 
 # --- tables ------------------------------------------------------------------------------------------------------
@@ -100,6 +100,7 @@ def test_summary_pairs_networks_by_seed_and_gives_the_seed_baseline():
     assert value["min"] == pytest.approx(0.10) and value["max"] == pytest.approx(0.16)
     paired = table.loc[("pgd", "block_index", "minus_standard")]
     assert paired["mean"] == pytest.approx(np.mean([-0.20, -0.16, -0.21]))
+    assert (paired["min"], paired["max"]) == pytest.approx((-0.21, -0.16))  # seed by seed, not across seeds
     assert paired["ci_low"] <= paired["mean"] <= paired["ci_high"] < 0
     baseline = table.loc[("standard", "block_index", "seed_baseline")]
     assert baseline["mean"] == pytest.approx(np.mean([0.02, 0.04, 0.02])) and baseline["n"] == 3
@@ -128,4 +129,71 @@ def test_grokking_table_gives_the_paired_difference_per_grokking_seed():
                                  step=10, family=family, family_seed=family_seed, layer="relu1", cka=value + jitter))
     table = grokking_table(pd.DataFrame(rows), BOOT).set_index("family")
     assert table.loc["pgd - standard", "mean"] == pytest.approx(np.mean([0.1, 0.05]))
+    assert (table.loc["pgd - standard", "min"], table.loc["pgd - standard", "max"]) == pytest.approx((0.05, 0.1))
     assert table.loc["standard", "mean"] == pytest.approx(0.45) and table.loc["pgd", "n"] == 2
+
+
+# --- the comparison on stored networks -------------------------------------------------------------------------
+
+def _store(directory, method, seed, steps, spec, eps=0.3):
+    """A run directory as the adversarial stage leaves it: run.json and networks.pt (fresh networks)."""
+    from robustgen.io import atomic_torch_save, write_json
+
+    directory.mkdir(parents=True)
+    networks = {}
+    for which, step in steps.items():
+        torch.manual_seed(zlib.crc32(f"{method} {seed} {which}".encode()))
+        networks[which] = dict(step=step, state_dict=build(spec).state_dict())
+    atomic_torch_save(dict(model_spec=spec, networks=networks), directory / "networks.pt")
+    write_json(dict(settings=dict(model="cnn", method=method, eps=eps, seed=seed, dtype="float32"),
+                    data=dict(dataset="mnist_embedded"), evaluation_images=[10, 19],
+                    evaluation={k: dict(step=v) for k, v in steps.items()}), directory / "run.json")
+    return directory / "run.json", directory / "networks.pt"
+
+
+def test_compare_pairs_the_stored_networks_and_attacks_the_row_network(tmp_path):
+    from robustgen.data import as_float, save_split
+    from robustgen.io import load_file
+    from robustgen.measures.perturbations import linf_ascent, pgd
+    from robustgen.models import cnn_spec, from_state
+    from robustgen.settings import CkaEstimator, InputAttack, RepresentationComparison
+    from robustgen.stages.representations import NETWORKS, compare
+
+    split = load_embedded_mnist(train_size=100, split_seed=0)
+    save_split(split, tmp_path / "split.pt")
+    spec = cnn_spec([1, 28, 28], 10)
+    stored = {}
+    for seed in (0, 1):
+        stored[("standard", seed)] = _store(tmp_path / f"standard{seed}", "standard", seed, {"final": 10, "best": None}, spec)
+        stored[("pgd", seed)] = _store(tmp_path / f"pgd{seed}", "pgd", seed, {"final": 10, "best": 5}, spec)
+        # seed 1's best FGSM network is its final one: no second network
+        stored[("fgsm", seed)] = _store(tmp_path / f"fgsm{seed}", "fgsm", seed, {"final": 10, "best": 10 if seed else 6}, spec)
+    runs, nets = zip(*stored.values())
+    s = RepresentationComparison(images=30, pgd_inputs=InputAttack(steps=2, step=0.5))
+    cka = compare(tmp_path / "split.pt", list(runs), list(nets), s, CkaEstimator("linear", 1.0, 0), "cpu")
+    pairs = set(zip(cka.inputs, cka.network_a, cka.seed_a, cka.network_b, cka.seed_b))
+    assert ("benign", "pgd_best", 0, "pgd", 0) in pairs and ("benign", "fgsm_best", 0, "fgsm", 0) in pairs
+    assert ("benign", "fgsm_best", 1, "fgsm", 1) not in pairs and ("benign", "fgsm", 0, "fgsm", 1) in pairs
+    x = as_float(split.test_x[20:50])  # after the 10 log and 10 evaluation images
+
+    def network(path, which):
+        blob = load_file(path)
+        return from_state(blob["model_spec"], blob["networks"][which]["state_dict"])
+
+    def table(inputs, a, sa, b, sb, la, lb):
+        rows = cka[(cka.inputs == inputs) & (cka.network_a == a) & (cka.seed_a == sa) & (cka.network_b == b)
+                   & (cka.seed_b == sb) & (cka.layer_a == la) & (cka.layer_b == lb)]
+        return rows.cka.item()
+
+    best, final = network(stored[("pgd", 0)][1], "best"), network(stored[("pgd", 0)][1], "final")
+    expected = linear_cka(hidden_and_output(best, x)["relu1"], hidden_and_output(final, x)["relu3"]).item()
+    assert table("benign", "pgd_best", 0, "pgd", 0, "relu1", "relu3") == pytest.approx(expected, abs=1e-9)
+    # PGD inputs of standard vs PGD (seed 1): made against the standard (row) network, with its generator
+    standard, robust = network(stored[("standard", 1)][1], "final"), network(stored[("pgd", 1)][1], "final")
+    y = split.test_y[20:50]
+    generator = torch.Generator().manual_seed(1000 * NETWORKS.index("standard") + 1)
+    attacked = linf_ascent(standard, x, y, loss="cross_entropy", eps=0.3, ascent=pgd(2, 0.5), generator=generator)
+    assert not torch.equal(attacked, x)
+    expected = linear_cka(hidden_and_output(standard, attacked)["relu1"],
+                          hidden_and_output(robust, attacked)["output"]).item()
+    assert table("pgd", "standard", 1, "pgd", 1, "relu1", "output") == pytest.approx(expected, abs=1e-9)

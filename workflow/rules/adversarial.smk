@@ -57,9 +57,9 @@ rule adversarial_tables:
         logs=adversarial_files("log.csv"),
         probes=adversarial_files("probes.csv"),
     output:
-        runs="results/tables/adversarial_runs.csv",
-        onset="results/tables/adversarial_onset.csv",
-        probes="results/tables/adversarial_probes.csv",
+        runs=results_table("adversarial_runs", "Adversarial training"),
+        onset=results_table("adversarial_onset", "Adversarial training"),
+        probes=results_table("adversarial_probes", "Adversarial training"),
     log:
         "logs/tables/adversarial.log",
     conda:
@@ -87,24 +87,28 @@ rule adversarial_figures:
             "results/figures/{dataset}/adversarial_co.png",
             caption="../report/adversarial_co.rst",
             category="Adversarial training",
+            subcategory="Figures",
         ),
         co_pdf="results/figures/{dataset}/adversarial_co.pdf",
         curves=report(
             "results/figures/{dataset}/adversarial_curves.png",
             caption="../report/adversarial_curves.rst",
             category="Adversarial training",
+            subcategory="Figures",
         ),
         curves_pdf="results/figures/{dataset}/adversarial_curves.pdf",
         feature=report(
             "results/figures/{dataset}/adversarial_feature.png",
             caption="../report/adversarial_feature.rst",
             category="Adversarial training",
+            subcategory="Figures",
         ),
         feature_pdf="results/figures/{dataset}/adversarial_feature.pdf",
         probes=report(
             "results/figures/{dataset}/adversarial_probes.png",
             caption="../report/adversarial_probes.rst",
             category="Adversarial training",
+            subcategory="Figures",
         ),
         probes_pdf="results/figures/{dataset}/adversarial_probes.pdf",
     log:

@@ -60,8 +60,8 @@ rule capacity_tables:
         runs=capacity_network_files("run.json"),
         sensitivity=capacity_network_files("sensitivity.csv"),
     output:
-        sweep="results/tables/capacity_sweep.csv",
-        correlations="results/tables/capacity_correlations.csv",
+        sweep=results_table("capacity_sweep", "Capacity"),
+        correlations=results_table("capacity_correlations", "Capacity"),
     log:
         "logs/tables/capacity.log",
     conda:
@@ -87,12 +87,14 @@ rule capacity_figures:
             "results/figures/{dataset}/capacity_generalisation.png",
             caption="../report/capacity_generalisation.rst",
             category="Capacity",
+            subcategory="Figures",
         ),
         generalisation_pdf="results/figures/{dataset}/capacity_generalisation.pdf",
         sensitivity=report(
             "results/figures/{dataset}/capacity_sensitivity.png",
             caption="../report/capacity_sensitivity.rst",
             category="Capacity",
+            subcategory="Figures",
         ),
         sensitivity_pdf="results/figures/{dataset}/capacity_sensitivity.pdf",
     log:

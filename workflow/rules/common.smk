@@ -283,6 +283,16 @@ FIGURES = {
 }
 
 
+def results_table(name, category):
+    """results/tables/{name}.csv, also shown in the report beside its stage's figures."""
+    return report(
+        f"results/tables/{name}.csv",
+        caption="../report/results_table.rst",
+        category=category,
+        subcategory="Tables",
+    )
+
+
 def study_outputs():
     """What `snakemake` builds by default: every table, and every figure for every dataset."""
     figures = [

@@ -54,7 +54,7 @@ rule grokking_table:
         runs=run_files("grokking", "run.json"),
         checkpoints=run_files("grokking", "checkpoints.json"),
     output:
-        "results/tables/grokking_runs.csv",
+        results_table("grokking_runs", "Grokking"),
     log:
         "logs/tables/grokking_runs.log",
     conda:
@@ -79,12 +79,14 @@ rule grokking_figures:
             "results/figures/{dataset}/grokking_curves.png",
             caption="../report/grokking_curves.rst",
             category="Grokking",
+            subcategory="Figures",
         ),
         curves_pdf="results/figures/{dataset}/grokking_curves.pdf",
         grid=report(
             "results/figures/{dataset}/grokking_steps_to_generalise.png",
             caption="../report/grokking_steps_to_generalise.rst",
             category="Grokking",
+            subcategory="Figures",
         ),
         grid_pdf="results/figures/{dataset}/grokking_steps_to_generalise.pdf",
     log:

@@ -35,8 +35,12 @@ rule place_grokking:
         family_runs=representation_files("run.json", family=True),
         family_networks=representation_files("networks.pt", family=True),
     output:
-        placed="results/tables/representation_grokking.csv",
-        trajectory="results/tables/representation_grokking_trajectory.csv",
+        placed=results_table(
+            "representation_grokking", "Robust vs standard representations"
+        ),
+        trajectory=results_table(
+            "representation_grokking_trajectory", "Robust vs standard representations"
+        ),
     log:
         "logs/tables/representation_grokking.log",
     conda:
@@ -61,9 +65,15 @@ rule representation_tables:
         runs=representation_files("run.json"),
         logs=representation_files("log.csv"),
     output:
-        structure="results/tables/representation_structure.csv",
-        summary="results/tables/representation_summary.csv",
-        layers="results/tables/representation_layers.csv",
+        structure=results_table(
+            "representation_structure", "Robust vs standard representations"
+        ),
+        summary=results_table(
+            "representation_summary", "Robust vs standard representations"
+        ),
+        layers=results_table(
+            "representation_layers", "Robust vs standard representations"
+        ),
     log:
         "logs/tables/representations.log",
     conda:
@@ -90,18 +100,21 @@ rule representation_figures:
             "results/figures/{dataset}/representation_heatmaps.png",
             caption="../report/representation_heatmaps.rst",
             category="Robust vs standard representations",
+            subcategory="Figures",
         ),
         heatmaps_pdf="results/figures/{dataset}/representation_heatmaps.pdf",
         structure=report(
             "results/figures/{dataset}/representation_structure.png",
             caption="../report/representation_structure.rst",
             category="Robust vs standard representations",
+            subcategory="Figures",
         ),
         structure_pdf="results/figures/{dataset}/representation_structure.pdf",
         layers=report(
             "results/figures/{dataset}/representation_layers.png",
             caption="../report/representation_layers.rst",
             category="Robust vs standard representations",
+            subcategory="Figures",
         ),
         layers_pdf="results/figures/{dataset}/representation_layers.pdf",
     log:
@@ -128,6 +141,7 @@ rule grokking_placement_figure:
             "results/figures/{dataset}/representation_grokking.png",
             caption="../report/representation_grokking.rst",
             category="Robust vs standard representations",
+            subcategory="Figures",
         ),
         grokking_pdf="results/figures/{dataset}/representation_grokking.pdf",
     log:

@@ -56,8 +56,8 @@ rule robustness_tables:
         metrics=run_files("grokking", "metrics.csv"),
         runs_table="results/tables/grokking_runs.csv",
     output:
-        summary="results/tables/robustness_summary.csv",
-        trajectory="results/tables/robustness_trajectory.csv",
+        summary=results_table("robustness_summary", "Robustness"),
+        trajectory=results_table("robustness_trajectory", "Robustness"),
     log:
         "logs/tables/robustness.log",
     conda:
@@ -85,24 +85,28 @@ rule robustness_figures:
             "results/figures/{dataset}/robustness_histograms.png",
             caption="../report/robustness_histograms.rst",
             category="Robustness",
+            subcategory="Figures",
         ),
         histograms_pdf="results/figures/{dataset}/robustness_histograms.pdf",
         trajectory=report(
             "results/figures/{dataset}/robustness_trajectory.png",
             caption="../report/robustness_trajectory.rst",
             category="Robustness",
+            subcategory="Figures",
         ),
         trajectory_pdf="results/figures/{dataset}/robustness_trajectory.pdf",
         random_vs_adversarial=report(
             "results/figures/{dataset}/robustness_random_vs_adversarial.png",
             caption="../report/robustness_random_vs_adversarial.rst",
             category="Robustness",
+            subcategory="Figures",
         ),
         random_vs_adversarial_pdf="results/figures/{dataset}/robustness_random_vs_adversarial.pdf",
         accuracy=report(
             "results/figures/{dataset}/robustness_accuracy.png",
             caption="../report/robustness_accuracy.rst",
             category="Robustness",
+            subcategory="Figures",
         ),
         accuracy_pdf="results/figures/{dataset}/robustness_accuracy.pdf",
     log:

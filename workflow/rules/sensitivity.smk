@@ -56,8 +56,8 @@ rule sensitivity_tables:
         metrics=run_files("grokking", "metrics.csv"),
         runs_table="results/tables/grokking_runs.csv",
     output:
-        summary="results/tables/sensitivity_summary.csv",
-        trajectory="results/tables/sensitivity_trajectory.csv",
+        summary=results_table("sensitivity_summary", "Sensitivity"),
+        trajectory=results_table("sensitivity_trajectory", "Sensitivity"),
     log:
         "logs/tables/sensitivity.log",
     conda:
@@ -85,12 +85,14 @@ rule sensitivity_figures:
             "results/figures/{dataset}/sensitivity_comparison.png",
             caption="../report/sensitivity_comparison.rst",
             category="Sensitivity",
+            subcategory="Figures",
         ),
         comparison_pdf="results/figures/{dataset}/sensitivity_comparison.pdf",
         trajectory=report(
             "results/figures/{dataset}/sensitivity_trajectory.png",
             caption="../report/sensitivity_trajectory.rst",
             category="Sensitivity",
+            subcategory="Figures",
         ),
         trajectory_pdf="results/figures/{dataset}/sensitivity_trajectory.pdf",
     log:
@@ -120,6 +122,7 @@ rule sensitivity_slices:
             "results/figures/{dataset}/sensitivity_slices.png",
             caption="../report/sensitivity_slices.rst",
             category="Sensitivity",
+            subcategory="Figures",
         ),
         pdf="results/figures/{dataset}/sensitivity_slices.pdf",
     log:

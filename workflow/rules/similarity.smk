@@ -59,9 +59,9 @@ rule similarity_tables:
         runs=run_files("grokking", "run.json"),
         metrics=run_files("grokking", "metrics.csv"),
     output:
-        layers="results/tables/cka_layers.csv",
-        seeds="results/tables/cka_seeds.csv",
-        trajectory="results/tables/cka_trajectory.csv",
+        layers=results_table("cka_layers", "Representation similarity"),
+        seeds=results_table("cka_seeds", "Representation similarity"),
+        trajectory=results_table("cka_trajectory", "Representation similarity"),
     log:
         "logs/tables/similarity.log",
     conda:
@@ -88,18 +88,21 @@ rule similarity_figures:
             "results/figures/{dataset}/cka_heatmaps.png",
             caption="../report/cka_heatmaps.rst",
             category="Representation similarity",
+            subcategory="Figures",
         ),
         heatmaps_pdf="results/figures/{dataset}/cka_heatmaps.pdf",
         by_layer=report(
             "results/figures/{dataset}/cka_by_layer.png",
             caption="../report/cka_by_layer.rst",
             category="Representation similarity",
+            subcategory="Figures",
         ),
         by_layer_pdf="results/figures/{dataset}/cka_by_layer.pdf",
         trajectory=report(
             "results/figures/{dataset}/cka_trajectory.png",
             caption="../report/cka_trajectory.rst",
             category="Representation similarity",
+            subcategory="Figures",
         ),
         trajectory_pdf="results/figures/{dataset}/cka_trajectory.pdf",
     log:

@@ -7,10 +7,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .style import CHECKPOINT_COLOURS, panel_title, seed_colour, seed_handles
+from .style import CHECKPOINT_COLOURS, cka_image, panel_title, seed_colour, seed_handles
 
-LABELS = {"standard": "standard", "pgd": "PGD (final)", "pgd_best": "PGD (early-stopped)",
-          "fgsm": "FGSM (final)", "fgsm_best": "FGSM (best)"}
+LABELS = {"standard": "standard", "pgd": "PGD (final)", "pgd_best": "PGD (early-stopped, if not final)",
+          "fgsm": "FGSM (final)", "fgsm_best": "FGSM (best, if not final)"}
 INPUTS = {"benign": "benign test images", "pgd": "PGD inputs"}
 
 
@@ -41,12 +41,10 @@ def heatmaps(cka: pd.DataFrame) -> plt.Figure:
             if matrix is None:
                 ax.axis("off")
                 continue
-            image = ax.imshow(matrix, vmin=0, vmax=1, cmap="magma", origin="lower")
-            ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
-            ax.set_yticks(range(len(names)), names, fontsize=7)
+            image = cka_image(ax, matrix, names)
     fig.tight_layout()
     if image is not None:
-        fig.colorbar(image, ax=axes, shrink=0.6, label="linear CKA")
+        fig.colorbar(image, ax=axes, shrink=0.6, label="CKA")
     return fig
 
 
@@ -68,7 +66,7 @@ def structure_plot(structures: pd.DataFrame) -> plt.Figure:
                 rows = part[part["network"] == network]
                 offsets = np.linspace(-0.15, 0.15, len(rows)) if len(rows) > 1 else [0.0]
                 for offset, (_, row) in zip(offsets, rows.sort_values("seed").iterrows()):
-                    marker = "x" if str(row.get("co")) == "True" else "o"
+                    marker = "x" if str(row.get("after_co")) == "True" else "o"
                     ax.scatter(k + offset, row[measure], color=seed_colour(row["seed"]), marker=marker, s=22, zorder=3)
                 ax.hlines(rows[measure].mean(), k - 0.3, k + 0.3, color="black", lw=1.5)
             ax.set_xticks(range(len(networks)), [LABELS[n] for n in networks], rotation=30, ha="right", fontsize=7)
@@ -76,7 +74,7 @@ def structure_plot(structures: pd.DataFrame) -> plt.Figure:
             ax.set_title(INPUTS[inputs], fontsize=8)
             ax.grid(alpha=0.3)
     handles = seed_handles(structures["seed"].unique()) + [
-        plt.Line2D([], [], color="grey", marker="x", ls="", label="run with CO"),
+        plt.Line2D([], [], color="grey", marker="x", ls="", label="network after CO onset"),
         plt.Line2D([], [], color="black", lw=1.5, label="mean over seeds")]
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=7, frameon=False)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
@@ -158,7 +156,7 @@ def grokking_plot(placed: pd.DataFrame, trajectory: pd.DataFrame) -> plt.Figure:
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
         if j == 0:
-            ax.set_ylabel("grokking network's own structure\n(solid: block index, dashed: long-range)", fontsize=8)
+            ax.set_ylabel("grokking network's own structure (solid: block\nindex; dashed: first vs last hidden layer)", fontsize=8)
     handles = [plt.Line2D([], [], color=c, label=n) for n, c in CHECKPOINT_COLOURS.items()]
     handles += [plt.Line2D([], [], color=_trajectory_colour(s, seeds), label=f"seed {s} (bottom)") for s in seeds]
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False)

@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .style import CHECKPOINT_COLOURS, layers_in_order, panel_title
+from .style import CHECKPOINT_COLOURS, cka_image, layers_in_order, panel_title
 
 
 def cka_heatmaps(layers: pd.DataFrame, notes: dict | None = None) -> plt.Figure:
@@ -33,9 +33,7 @@ def cka_heatmaps(layers: pd.DataFrame, notes: dict | None = None) -> plt.Figure:
                 continue
             names = layers_in_order(rows["layer_a"])
             matrix = rows.pivot(index="layer_a", columns="layer_b", values="cka").reindex(index=names, columns=names)
-            image = ax.imshow(matrix.to_numpy(), vmin=0, vmax=1, cmap="magma", origin="lower")
-            ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
-            ax.set_yticks(range(len(names)), names, fontsize=7)
+            image = cka_image(ax, matrix.to_numpy(), names)
     fig.tight_layout()
     if image is not None:
         fig.colorbar(image, ax=axes, shrink=0.6, label="CKA")

@@ -90,3 +90,11 @@ def layers_in_order(names) -> list[str]:
     order = lambda name: (0, 0) if name == "input" else (int("".join(filter(str.isdigit, name))),
                                                          0 if name.startswith("linear") else 1)
     return sorted(set(names), key=order)
+
+
+def cka_image(ax, matrix, names):
+    """A layer × layer CKA heatmap on `ax` (rows: first network, bottom to top)."""
+    image = ax.imshow(matrix, vmin=0, vmax=1, cmap="magma", origin="lower")
+    ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
+    ax.set_yticks(range(len(names)), names, fontsize=7)
+    return image

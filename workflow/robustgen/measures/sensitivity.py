@@ -32,15 +32,21 @@ def jacobian_norms(model: nn.Module, x: torch.Tensor, chunk: int = 512) -> torch
 
 
 @torch.no_grad()
-def activation_codes(model: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
-    """(N, hidden units) booleans: which ReLU units are active (pre-activation > 0) at each point."""
+def hidden_preactivations(model: nn.Sequential, x: torch.Tensor) -> list[torch.Tensor]:
+    """Per hidden layer, the (N, units) pre-activations that feed a ReLU (a convolution's flattened)."""
     feeds_relu = set(relu_layers(model))
-    codes, h = [], x
+    found, h = [], x
     for i, layer in enumerate(model):
         h = layer(h)
         if i in feeds_relu:
-            codes.append((h > 0).flatten(1))
-    return torch.cat(codes, dim=1)
+            found.append(h.flatten(1))
+    return found
+
+
+@torch.no_grad()
+def activation_codes(model: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """(N, hidden units) booleans: which ReLU units are active (pre-activation > 0) at each point."""
+    return torch.cat([h > 0 for h in hidden_preactivations(model, x)], dim=1)
 
 
 def closed_transitions(codes: torch.Tensor) -> torch.Tensor:

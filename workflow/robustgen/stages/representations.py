@@ -54,18 +54,25 @@ def comparison_images(split: datasets.Split, run: dict, count: int, *, device, d
     return x, split.test_y[first:first + count].to(device)
 
 
+def kept_networks(method: str, steps: dict[str, int | None]) -> dict[str, str]:
+    """{stored network (final, best): its name here} for a run of `method` whose stored networks are at
+    `steps`: the final network, and for adversarial training the best one where it is another network (a
+    best network at the final step, or none, is no second network)."""
+    kept = {"final": method}
+    if method != "standard" and steps.get("best") not in (None, steps["final"]):
+        kept["best"] = f"{method}_best"
+    return kept
+
+
 def trained_networks(runs: list[Path], networks: list[Path], device) -> dict[tuple[str, int], torch.nn.Module]:
     """{(network name, seed): network} of the compared runs (see NETWORKS)."""
     found = {}
     for run_json, networks_path in zip(runs, networks, strict=True):
         settings = read_json(run_json)["settings"]
         blob = load_file(networks_path, device)
-        kept = {"final": settings["method"]} | ({} if settings["method"] == "standard" else
-                                                {"best": f"{settings['method']}_best"})
-        for which, name in kept.items():
-            network = blob["networks"][which]
-            if network["state_dict"] is not None:
-                found[(name, settings["seed"])] = from_state(blob["model_spec"], network["state_dict"], device=device)
+        stored = blob["networks"]
+        for which, name in kept_networks(settings["method"], {k: v["step"] for k, v in stored.items()}).items():
+            found[(name, settings["seed"])] = from_state(blob["model_spec"], stored[which]["state_dict"], device=device)
     return found
 
 
@@ -178,19 +185,21 @@ def place_grokking(grokking_split: Path, checkpoints: list[Path], snapshots: lis
 # --- tables --------------------------------------------------------------------------------------------------
 
 def run_summaries(runs: list[Path], logs: list[Path], rule: OverfittingRule) -> pd.DataFrame:
-    """Per compared network: its step, clean and PGD-50 accuracy, and its run's CO verdict (§8's rule)."""
+    """Per compared network: its step, clean and PGD-50 accuracy, its run's CO verdict (§8's rule) and
+    whether the network itself comes after the run's CO onset (`after_co`; a best network before a
+    collapse does not)."""
     rows = []
     for run_json, log_csv in zip(runs, logs, strict=True):
         run = read_json(run_json)
         settings = run["settings"]
         co = detect_overfitting(pd.read_csv(log_csv), rule) if settings["method"] != "standard" else {}
-        kept = {"final": settings["method"]} | ({} if settings["method"] == "standard" else
-                                                {"best": f"{settings['method']}_best"})
+        kept = kept_networks(settings["method"], {k: v["step"] for k, v in run["evaluation"].items()})
         for which, name in kept.items():
             e = run["evaluation"][which]
+            after = bool(co.get("co")) and e["step"] >= co["co_step"]
             rows.append(dict(network=name, seed=settings["seed"], step=e["step"], steps=run["steps"],
                              clean_acc=e["clean_acc"], pgd50_acc=e["pgd_acc"], co=co.get("co", False),
-                             co_form=co.get("co_form", ""), co_step=co.get("co_step")))
+                             co_form=co.get("co_form", ""), co_step=co.get("co_step"), after_co=after))
     return pd.DataFrame(rows)
 
 

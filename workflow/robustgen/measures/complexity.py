@@ -1,0 +1,39 @@
+"""Local complexity (Humayun, Balestriero & Baraniuk 2024; docs/protocols.md §9): around a point x, the frame of
+2P points x ± r·v_p along P random orthonormal directions v_p; a hidden unit whose pre-activation does not
+keep one sign over the frame has its boundary through the neighbourhood. LC_r(x) counts those units, per
+hidden layer (the output layer is not a ReLU layer and is left out)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .sensitivity import hidden_preactivations
+
+
+def frame_directions(dim: int, count: int, generator: torch.Generator, dtype=torch.float32) -> torch.Tensor:
+    """(count, dim) random orthonormal directions: the Q factor of a Gaussian matrix."""
+    if not 1 <= count <= dim:
+        raise ValueError(f"a frame needs 1 to {dim} orthonormal directions in {dim} dimensions, got {count}")
+    gaussian = torch.randn(dim, count, generator=generator, dtype=torch.float64)
+    q, r = torch.linalg.qr(gaussian)
+    return (q * torch.sign(torch.diagonal(r))).T.to(dtype)  # signs fixed: one answer per draw
+
+
+@torch.no_grad()
+def local_complexity(model: nn.Sequential, x: torch.Tensor, directions: torch.Tensor, radii: list[float],
+                     chunk: int = 64) -> torch.Tensor:
+    """(N, len(radii), hidden layers) counts: per point, radius and hidden layer, the units whose
+    pre-activation changes sign over the frame {x ± r·v_p} (`directions`: (P, D) rows v_p)."""
+    radii_t = torch.as_tensor(radii, dtype=x.dtype, device=x.device)
+    offsets = torch.cat([directions, -directions]).to(device=x.device, dtype=x.dtype)  # (2P, D)
+    counts = []
+    for start in range(0, len(x), chunk):
+        points = x[start:start + chunk]
+        frame = points[:, None, None, :] + radii_t[None, :, None, None] * offsets[None, None]  # (n, R, 2P, D)
+        n, r, k, d = frame.shape
+        layers = hidden_preactivations(model, frame.reshape(n * r * k, d))
+        counts.append(torch.stack([
+            ((h.max(dim=2).values > 0) & (h.min(dim=2).values < 0)).sum(dim=-1)
+            for h in (h.reshape(n, r, k, -1) for h in layers)], dim=-1))
+    return torch.cat(counts) if counts else x.new_zeros((0, len(radii), 0), dtype=torch.long)
