@@ -364,12 +364,22 @@ def test_representation_tables_hold_every_network_and_a_cka_recomputed_by_hand(s
     results = smoke.workdir / "results"
     structures = pd.read_csv(results / "tables" / "representation_structure.csv")
     benign = structures[structures.inputs == "benign"]
-    assert sorted(zip(benign.network, benign.seed)) == sorted(
-        (n, s) for n in ("standard", "pgd", "pgd_best", "fgsm", "fgsm_best") for s in (0, 1))
+    # every final network, and a best one exactly where it is another network than the final one
+    from robustgen.io import read_json
+
+    expected = {(n, s) for n in ("standard", "pgd", "fgsm") for s in (0, 1)}
+    for method, seed in [(m, s) for m in ("pgd", "fgsm") for s in (0, 1)]:
+        steps = read_json(results / "adversarial" / "mnist_embedded" / "cnn" / f"{method}_eps0.3_beta0_seed{seed}"
+                          / "run.json")["evaluation"]
+        if steps["best"]["step"] not in (None, steps["final"]["step"]):
+            expected.add((f"{method}_best", seed))
+    assert set(zip(benign.network, benign.seed)) == expected and len(benign) == len(expected)
+    assert (benign.step[benign.network.str.endswith("_best")] < benign.steps[benign.network.str.endswith("_best")]).all()
     assert set(structures.loc[structures.inputs == "pgd", "network"]) == {"standard", "pgd", "fgsm"}
     summary = pd.read_csv(results / "tables" / "representation_summary.csv")
     baseline = summary[(summary.statistic == "seed_baseline") & (summary.measure == "block_index")]
-    assert (baseline.n == 1).all()  # two seeds: one pair
+    both_seeds = baseline.network.isin(["standard", "pgd", "fgsm"])
+    assert (baseline.n[both_seeds] == 1).all()  # two seeds: one pair
     cka = pd.read_csv(results / "representations" / "mnist_embedded" / "cnn" / "cka.csv")
     own = cka[(cka.inputs == "benign") & (cka.network_a == "standard") & (cka.network_b == "standard")
               & (cka.seed_a == 0) & (cka.seed_b == 0)]

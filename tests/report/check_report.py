@@ -12,6 +12,7 @@ Needs Debian's chromium and chromium-driver (/usr/bin/chromium, /usr/bin/chromed
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from pathlib import Path
@@ -49,7 +50,9 @@ def main() -> int:
     p.add_argument("report", type=Path)
     p.add_argument("--results", type=Path, required=True, help="the study's results/ directory")
     p.add_argument("--screenshot", type=Path, required=True)
-    p.add_argument("--stage", default="Robust vs standard representations", help="the stage shown in the screenshot")
+    p.add_argument("--stage", default="Robust vs standard representations",
+                   help="the stage of the figure opened for the screenshot")
+    p.add_argument("--figure", default="representation_heatmaps.png", help="the figure opened for the screenshot")
     a = p.parse_args()
 
     expected = {f"results/figures/{f.parent.name}/{f.name}" for f in a.results.glob("figures/*/*.png")}
@@ -80,14 +83,26 @@ def main() -> int:
                 missing = [Path(path).name for path in paths if Path(path).name not in page]
                 assert not missing, f"{stage} / {subcategory}: not shown {missing}"
         print("clicking through the menu shows every result under its stage")
-        driver.get(a.report.resolve().as_uri())
-        time.sleep(1.5)
-        click_text(driver, a.stage)
-        click_text(driver, "Figures")
+        # one figure as a reader opens it: its caption (the info button), then the figure itself (the eye)
+        path = next(p for p in categories[a.stage]["Figures"] if Path(p).name == a.figure)
+        row = f"//tr[td[contains(., {a.figure!r})]]"
+
+        def press(button: int) -> None:
+            driver.get(a.report.resolve().as_uri())
+            time.sleep(1.5)
+            click_text(driver, a.stage)
+            click_text(driver, "Figures")
+            driver.find_element(By.XPATH, row).find_elements(By.TAG_NAME, "a")[button].click()
+            time.sleep(2)
+
+        press(1)
+        caption = re.sub(r"<[^>]+>", "", results[path]["caption"]).split()
+        page = " ".join(driver.find_element(By.TAG_NAME, "body").text.split())
+        assert " ".join(caption[:8]) in page, f"the caption of {path} is not shown"
+        press(0)
         a.screenshot.parent.mkdir(parents=True, exist_ok=True)
         driver.save_screenshot(str(a.screenshot))
-        print(f"every figure and table is in the report with a caption and shown in its stage's menu; "
-              f"screenshot of {a.stage!r}: {a.screenshot}")
+        print(f"the caption of {Path(path).name} is shown by its info button; the figure opened: {a.screenshot}")
     finally:
         driver.quit()
     return 0
