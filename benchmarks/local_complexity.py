@@ -30,7 +30,8 @@ from robustgen.models import mlp, scale_init_  # noqa: E402
 
 CONFIG = load([ROOT / "config.yaml"], [])
 GRID = views.build(views.GrokkingGrid, CONFIG["grokking"], "grokking")
-GROKKING = CONFIG["grokking"]  # the run's sizes: train_size, width, depth
+TRAINING = views.build(views.GrokkingTraining, CONFIG["grokking"], "grokking")
+TRAINING_SET = views.build(views.TrainingSet, CONFIG["grokking"], "grokking")
 
 
 def main() -> None:
@@ -42,12 +43,12 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
-    split = datasets.load_embedded_mnist(train_size=GROKKING["train_size"], split_seed=CONFIG["data"]["split_seed"])
+    split = datasets.load_embedded_mnist(train_size=TRAINING_SET.train_size, split_seed=CONFIG["data"]["split_seed"])
     generator = torch.Generator().manual_seed(0)
     x = torch.cat([datasets.as_float(split.train_x[:a.points]), datasets.as_float(split.test_x[:a.points]),
                    torch.rand(a.points, split.input_dim, generator=generator)])
     torch.manual_seed(0)
-    model = scale_init_(mlp(split.input_dim, GROKKING["width"], GROKKING["depth"], split.num_classes),
+    model = scale_init_(mlp(split.input_dim, TRAINING.width, TRAINING.depth, split.num_classes),
                         max(GRID.init_scales))
     directions = frame_directions(split.input_dim, a.directions, generator)
     timings = []
@@ -56,7 +57,7 @@ def main() -> None:
         lc = local_complexity(model, x, directions, a.radii)
         timings.append(time.perf_counter() - start)
     print(f"{len(x)} points × {len(a.radii)} radii × {2 * a.directions}-point frames, {lc.shape[-1]} hidden layers "
-          f"of {GROKKING['width']}, {a.threads} thread(s): {statistics.median(timings):.2f} s (median of {a.reps}); "
+          f"of {TRAINING.width}, {a.threads} thread(s): {statistics.median(timings):.2f} s (median of {a.reps}); "
           f"mean LC per layer at r = {a.radii[0]:g}: {lc[:, 0].double().mean(dim=0).tolist()}")
 
 
