@@ -20,6 +20,7 @@ include: "workflow/rules/similarity.smk"
 include: "workflow/rules/capacity.smk"
 include: "workflow/rules/adversarial.smk"
 include: "workflow/rules/representations.smk"
+include: "workflow/rules/delayed.smk"
 
 
 rule all:

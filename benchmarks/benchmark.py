@@ -94,7 +94,8 @@ def robustgen_step_seconds(split, steps: int) -> float:
 
 def robustgen_to_checkpoints(split_path: Path, workdir: Path) -> dict:
     """One real grokking run (the workflow's code path, snapshots and all) stopped at generalisation."""
-    summary = run(split_path, TRAINING, init_scale=ALPHA, weight_decay=WD, seed=SEED, device=CONFIG["device"],
+    summary = run(split_path, TRAINING, init_scale=ALPHA, weight_decay=WD, seed=SEED, jacobian_penalty=0.0,
+                  long_run=False, device=CONFIG["device"],
                   metrics_path=workdir / "metrics.csv", run_path=workdir / "run.json",
                   snapshot_dir=workdir / "snapshots", state_every=CONFIG["grokking"]["state_every"])
     import pandas as pd

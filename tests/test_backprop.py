@@ -126,3 +126,37 @@ def test_trainer_takes_the_explicit_path_for_mlps_and_lands_where_autograd_does(
     assert calls == []
     for a, b in zip(explicit, via_autograd):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3])
+def test_jacobian_penalty_written_out_matches_autograd(depth):
+    """GrokAlign's penalty: the explicit gradients equal autograd's double backward with the same projections."""
+    model, (x, y) = _net(depth), _batch()
+    layers = relu_mlp_layers(model)
+    set_gradients(model, x, y, "mse", layers, jacobian_penalty=0.3, generator=torch.Generator().manual_seed(7))
+    explicit = [p.grad.clone() for p in model.parameters()]
+    set_gradients(model, x, y, "mse", None, jacobian_penalty=0.3, generator=torch.Generator().manual_seed(7))
+    autograd = [p.grad.clone() for p in model.parameters()]
+    plain = _autograd(model, x, y, "mse")
+    for e, a, p in zip(explicit, autograd, plain):
+        assert torch.allclose(e, a, atol=1e-12)
+    assert any(not torch.allclose(e, p) for e, p in zip(explicit, plain))  # the penalty did change them
+
+
+def test_jacobian_penalty_of_a_linear_model_known_answer():
+    """f(x) = Wx + b has J = W at every x: the penalty's weight gradient is λ·C·(v vᵀ W)/‖√C vᵀW‖ averaged over
+    the batch's unit projections v, the bias gets none."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 3)).double()
+    x, y = torch.randn(5, 4, dtype=torch.float64), torch.tensor([0, 1, 2, 0, 1])
+    set_gradients(model, x, y, "mse", relu_mlp_layers(model), jacobian_penalty=2.0,
+                  generator=torch.Generator().manual_seed(3))
+    weight_grad, bias_grad = model[0].weight.grad.clone(), model[0].bias.grad.clone()
+    v = torch.randn(5, 3, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    v = v / v.norm(dim=1, keepdim=True)
+    w = model[0].weight.detach()
+    u = v @ w
+    expected = 2.0 / 5 * 3 * (v.T @ (u / (3 * u.square().sum(1, keepdim=True)).sqrt()))
+    plain = _autograd(model, x, y, "mse")
+    assert torch.allclose(weight_grad - plain[0], expected, atol=1e-12)
+    assert torch.allclose(bias_grad, plain[1], atol=1e-12)

@@ -43,3 +43,18 @@ def test_a_growing_frame_never_loses_a_first_layer_boundary_and_finally_holds_th
     first = lc[:, :, 0]
     assert (first[:, 1:] >= first[:, :-1]).all()
     assert (first[:, 0] == 0).all() and (first[:, -1] == 16).all()  # none at a point, every plane far out
+
+
+def test_the_first_layer_shortcut_counts_what_the_frame_points_give():
+    """The affine first layer evaluated once per point and direction gives the counts of running every frame
+    point through the whole network (the network behind an Identity takes the general path)."""
+    torch.manual_seed(4)
+    model = mlp(12, 20, 4, 3).double()
+    x = torch.rand(40, 12, dtype=torch.float64)
+    v = frame_directions(12, 5, torch.Generator().manual_seed(5), dtype=torch.float64)
+    radii = [0.01, 0.1, 1.0]
+    fast = local_complexity(model, x, v, radii, chunk=7)
+    general = local_complexity(nn.Sequential(nn.Identity(), *model), x, v, radii)
+    assert fast.shape == general.shape == (40, 3, 3)
+    assert torch.equal(fast, general)
+    assert 0 < fast[:, 1].sum() < fast[:, 2].sum()  # boundaries found, more with a larger frame

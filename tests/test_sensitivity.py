@@ -154,3 +154,16 @@ def test_jacobian_sample_is_centred_and_avoids_the_anchors():
     anchors = torch.tensor([0.0, 256 / 3, 2 * 256 / 3])
     assert (sample[:, None].double() - anchors).abs().min() >= 1.3   # no anchor (training point) is sampled
     assert jacobian_sample(10, 1).tolist() == list(range(10))        # every point: the plain mean
+
+
+def test_projected_jacobian_norm_is_unbiased_for_the_squared_frobenius_norm():
+    """E[C·‖vᵀJ‖²] = ‖J‖²_F for v uniform on the unit sphere: on a linear map J = W, averaged over many draws."""
+    from robustgen.measures.sensitivity import projected_jacobian_norms
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(6, 4).double()
+    x = torch.randn(20000, 6, dtype=torch.float64, requires_grad=True)
+    estimate = projected_jacobian_norms(model(x), x, torch.Generator().manual_seed(1))
+    exact = model.weight.detach().square().sum()
+    assert abs(estimate.square().mean() - exact) < 0.03 * exact
+    assert estimate.requires_grad  # training differentiates through it

@@ -84,34 +84,39 @@ def test_up_to_date_study_plans_nothing(smoke):
 
 def test_adding_a_seed_schedules_only_the_new_runs(smoke):
     jobs = smoke.planned_jobs("--configfile", SMOKE, "--config", "grokking={seeds: [0, 1]}")
-    # the region slices show the first seed only: they stay
-    assert jobs == {"train_grokking": 2, "extract_checkpoints": 2, "grokking_table": 1, "grokking_figures": 1,
+    # the region slices show the first seed only: they stay; the new seed's GrokAlign run is the third run
+    assert jobs == {"train_grokking": 3, "extract_checkpoints": 3, "grokking_table": 1, "grokking_figures": 1,
                     "place_grokking": 1, "grokking_placement_figure": 1,
-                    "probe_checkpoints": 2, "probe_trajectory": 2, "robustness_tables": 1,
-                    "robustness_figures": 1, "sensitivity_checkpoints": 2, "sensitivity_trajectory": 2,
+                    "probe_checkpoints": 2, "probe_trajectory": 3, "robustness_tables": 1,
+                    "robustness_figures": 1, "sensitivity_checkpoints": 2, "sensitivity_trajectory": 3,
                     "sensitivity_tables": 1, "sensitivity_figures": 1, "similarity_run": 2, "similarity_seeds": 2,
-                    "similarity_tables": 1, "similarity_figures": 1, "all": 1}
+                    "similarity_tables": 1, "similarity_figures": 1, "measure_delayed": 3, "delayed_tables": 1,
+                    "delayed_figures": 1, "all": 1}
 
 
 def test_changing_a_threshold_reruns_extraction_never_training(smoke):
     jobs = smoke.planned_jobs("--configfile", SMOKE, "--config", "checkpoints={generalised_test_acc: 0.8}")
-    # the trajectories read the snapshots, not the checkpoints: they stay
-    assert jobs == {"extract_checkpoints": 2, "grokking_table": 1, "grokking_figures": 1,
+    # the trajectories read the snapshots, not the checkpoints: they stay; the delayed stage measures both
+    assert jobs == {"extract_checkpoints": 3, "grokking_table": 1, "grokking_figures": 1,
                     "place_grokking": 1, "grokking_placement_figure": 1,
                     "probe_checkpoints": 2, "robustness_tables": 1, "robustness_figures": 1,
                     "sensitivity_checkpoints": 2, "sensitivity_tables": 1, "sensitivity_figures": 1,
                     "sensitivity_slices": 1, "similarity_run": 2, "similarity_seeds": 2, "similarity_tables": 1,
-                    "similarity_figures": 1, "all": 1}
+                    "similarity_figures": 1, "measure_delayed": 3, "delayed_tables": 1, "delayed_figures": 1,
+                    "all": 1}
 
 
 def test_changing_a_probe_knob_reruns_only_probes(smoke):
     jobs = smoke.planned_jobs("--configfile", SMOKE, "--config", "robustness={grid_deltas: [0.2]}")
     assert jobs == {"probe_checkpoints": 2, "robustness_tables": 1, "robustness_figures": 1, "all": 1}
     jobs = smoke.planned_jobs("--configfile", SMOKE, "--config", "robustness={draws: 3}")
-    # the adversarially trained networks are probed with the same random-noise search
-    assert jobs == {"probe_checkpoints": 2, "probe_trajectory": 2, "robustness_tables": 1,
+    # the adversarially trained networks are probed with the same random-noise search; the delayed stage
+    # shows the trajectory's radius, of the GrokAlign run too
+    assert jobs == {"probe_checkpoints": 2, "probe_trajectory": 3, "robustness_tables": 1,
                     "robustness_figures": 1, "probe_adversarial": 5, "adversarial_tables": 1,
-                    "adversarial_figures": 1, "all": 1}
+                    "adversarial_figures": 1, "delayed_tables": 1, "delayed_figures": 1, "all": 1}
+    jobs = smoke.planned_jobs("--configfile", SMOKE, "--config", "robustness={adversarial: {steps: 4}}")
+    assert jobs["measure_delayed"] == 3 and "probe_trajectory" not in jobs  # the bisection does not read it
 
 
 def test_the_state_interval_reruns_nothing(smoke):
@@ -142,10 +147,10 @@ def test_a_step_run_by_hand_from_the_config_equals_the_studys_run(smoke, tmp_pat
 
 def test_changing_a_training_knob_reruns_training(smoke):
     jobs = smoke.planned_jobs("--configfile", SMOKE, "--config", "grokking={lr: 0.002}")
-    assert jobs["train_grokking"] == 2 and "prepare_data" not in jobs and "train_capacity" not in jobs
+    assert jobs["train_grokking"] == 3 and "prepare_data" not in jobs and "train_capacity" not in jobs
     jobs = smoke.planned_jobs("--configfile", SMOKE, "--config", "data={split_seed: 1}")
     # every study's split depends on the split seed
-    assert jobs["prepare_data"] == 3 and jobs["train_grokking"] == 2 and jobs["train_capacity"] == 4
+    assert jobs["prepare_data"] == 3 and jobs["train_grokking"] == 3 and jobs["train_capacity"] == 4
     # the adversarial stage's 5 runs and the representation stage's 8 more (its seed-0 FGSM and PGD runs are
     # the adversarial stage's own: one run, two readers)
     assert jobs["train_adversarial"] == 13
@@ -204,9 +209,10 @@ def test_changing_a_sensitivity_knob_reruns_only_sensitivity(smoke):
     assert jobs == {"sensitivity_checkpoints": 2, "sensitivity_tables": 1, "sensitivity_figures": 1, "all": 1}
     jobs = smoke.planned_jobs("--configfile", SMOKE, "--config", "sensitivity={seed: 3}")
     # the ellipses through the adversarially trained networks' test points are drawn with the same seed
-    assert jobs == {"sensitivity_checkpoints": 2, "sensitivity_trajectory": 2, "sensitivity_tables": 1,
+    assert jobs == {"sensitivity_checkpoints": 2, "sensitivity_trajectory": 3, "sensitivity_tables": 1,
                     "sensitivity_figures": 1, "sensitivity_slices": 1, "probe_adversarial": 5,
-                    "adversarial_tables": 1, "adversarial_figures": 1, "all": 1}
+                    "adversarial_tables": 1, "adversarial_figures": 1, "delayed_tables": 1,
+                    "delayed_figures": 1, "all": 1}
 
 
 def test_sensitivity_tables_agree_with_the_per_item_measurements(smoke):
@@ -411,3 +417,53 @@ def test_representation_knobs_rerun_only_what_reads_them(smoke):
     assert jobs == {"train_adversarial": 5, "compare_representations": 1, "place_grokking": 1,
                     "grokking_placement_figure": 1, "representation_tables": 1, "representation_figures": 1,
                     "all": 1}
+
+
+def test_delayed_stage_follows_long_and_penalised_runs_and_a_measure_recomputed_by_hand(smoke):
+    from robustgen.io import load_file, read_json
+    from robustgen.measures.complexity import frame_directions, local_complexity
+    from robustgen.models import from_state
+
+    results = smoke.workdir / "results"
+    runs = results / "grokking" / "mnist_embedded"
+    long = read_json(runs / "alpha8_wd0.1_seed0" / "run.json")  # grokking.long_runs of the smoke config
+    assert long["settings"]["long_run"] and long["stop_reason"] == "max_steps" and long["steps"] == 300
+    penalised = read_json(runs / "alpha8_wd0.1_jac0.001_seed0" / "run.json")
+    assert penalised["settings"]["jacobian_penalty"] == 0.001 and not penalised["settings"]["long_run"]
+    assert read_json(runs / "alpha1_wd0.1_seed0" / "run.json")["settings"]["jacobian_penalty"] == 0
+    onsets = pd.read_csv(results / "tables" / "delayed_onsets.csv")
+    assert list(zip(onsets.init_scale, onsets.jacobian_penalty)) == [(1.0, 0.0), (8.0, 0.0), (8.0, 0.001)]
+    lags = pd.read_csv(results / "tables" / "delayed_lags.csv")
+    assert set(lags.statistic) == {"mean over seeds", "paired difference from λ = 0"}
+    assert set(lags.loc[lags.statistic != "mean over seeds", "jacobian_penalty"]) == {0.001}
+    # a local-complexity value of the table, recomputed from the stored snapshot with the stage's frame
+    measures = pd.read_csv(results / "delayed" / "mnist_embedded" / "alpha8_wd0.1_jac0.001_seed0" / "measures.csv")
+    row = measures[(measures.measure == "local_complexity") & (measures.points == "train")
+                   & (measures.radius == 0.5) & (measures.layer == "all") & (measures.checkpoint == "snapshot")].iloc[-1]
+    blob = load_file(runs / "alpha8_wd0.1_jac0.001_seed0" / "snapshots" / f"step_{int(row.step):07d}.pt")
+    model = from_state(blob["model_spec"], blob["state_dict"])
+    split = read_split(results / "data" / "grokking" / "mnist_embedded.pt")
+    generator = torch.Generator().manual_seed(0)
+    torch.rand(20, 784, generator=generator, dtype=torch.float64)  # the random points come first
+    directions = frame_directions(784, 4, generator)
+    counts = local_complexity(model, as_float(split.train_x[:20]), directions, [0.05, 0.5])
+    assert row.value == pytest.approx(counts[:, 1, :].sum(dim=1).double().mean().item())
+    trajectory = pd.read_csv(results / "tables" / "delayed_trajectory.csv")
+    mine = trajectory[(trajectory.init_scale == 8) & (trajectory.jacobian_penalty == 0.001)].set_index("step")
+    log = pd.read_csv(runs / "alpha8_wd0.1_jac0.001_seed0" / "metrics.csv").set_index("step")
+    assert (mine.test_acc == log.test_acc.reindex(mine.index)).all()
+    assert mine[["noise_radius", "jacobian_norm"]].notna().any().all()
+
+
+def test_delayed_knobs_rerun_only_what_reads_them(smoke):
+    jobs = smoke.planned_jobs("--configfile", SMOKE, "--config", "delayed={onset: {robust_factor: 3}}")
+    assert jobs == {"delayed_tables": 1, "delayed_figures": 1, "all": 1}
+    jobs = smoke.planned_jobs("--configfile", SMOKE, "--config", "delayed={complexity: {points: 25}}")
+    assert jobs == {"measure_delayed": 3, "delayed_tables": 1, "delayed_figures": 1, "all": 1}
+    # a second λ: its run and what follows it, nothing of the runs already there
+    jobs = smoke.planned_jobs("--configfile", SMOKE, "--config", "grokking={jacobian_penalties: [0.001, 0.01]}")
+    assert jobs == {"train_grokking": 1, "extract_checkpoints": 1, "probe_trajectory": 1, "sensitivity_trajectory": 1,
+                    "measure_delayed": 1, "delayed_tables": 1, "delayed_figures": 1, "all": 1}
+    # no long runs: the α = 8 run is retrained with the early stop, its penalised twin is no longer asked for
+    jobs = smoke.planned_jobs("--configfile", SMOKE, "--config", "grokking={long_runs: []}")
+    assert jobs["train_grokking"] == 1 and jobs["measure_delayed"] == 1

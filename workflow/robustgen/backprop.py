@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from .evaluation import loss_fn, loss_gradient
+from .measures.sensitivity import projected_jacobian_norms
 
 
 def relu_mlp_layers(model: nn.Module) -> list[nn.Linear] | None:
@@ -28,9 +29,11 @@ def relu_mlp_layers(model: nn.Module) -> list[nn.Linear] | None:
 
 
 @torch.no_grad()
-def mlp_gradients(layers: list[nn.Linear], x: torch.Tensor, labels: torch.Tensor,
-                  loss: str) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """(weight gradient, bias gradient) of the mean `loss` on (x, labels) for every layer, by backpropagation.
+def mlp_gradients(layers: list[nn.Linear], x: torch.Tensor, labels: torch.Tensor, loss: str,
+                  jacobian_penalty: float = 0.0,
+                  generator: torch.Generator | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(weight gradient, bias gradient) of the mean `loss` on (x, labels) for every layer, by backpropagation,
+    plus that of `jacobian_penalty` × the batch mean of the projected Jacobian norm (`penalty_gradients`).
 
     The ReLU mask is autograd's own (threshold_backward on the ReLU's output), so ties at 0 get gradient 0 as
     in autograd.
@@ -45,19 +48,62 @@ def mlp_gradients(layers: list[nn.Linear], x: torch.Tensor, labels: torch.Tensor
         grads.append((grad.T @ activations[i], grad.sum(0)))
         if i > 0:
             grad = torch.ops.aten.threshold_backward(grad @ layers[i].weight, activations[i], 0)
-    return grads[::-1]
+    grads = grads[::-1]
+    if jacobian_penalty:
+        for (weight_grad, _), extra in zip(grads, penalty_gradients(layers, activations, outputs, jacobian_penalty,
+                                                                    generator)):
+            weight_grad += extra
+    return grads
+
+
+def penalty_gradients(layers: list[nn.Linear], activations: list[torch.Tensor], outputs: torch.Tensor,
+                      penalty: float, generator: torch.Generator) -> list[torch.Tensor]:
+    """Weight gradients of penalty × mean_b ‖u_b‖·√C, u_b = v_bᵀ J(x_b) (what autograd differentiates in
+    `set_gradients`, with the same v_b drawn from `generator`), written out.
+
+    Between ReLU masks the Jacobian is a product of weight matrices, so u_b = v_bᵀ W_L M_(L−1) W_(L−1) ⋯ M_1 W_1
+    (M_i: the mask of layer i's output); the masks do not move under a small change of the weights, so the
+    biases get no gradient and each weight gets (row vector before it)ᵀ × (gradient after it).
+    """
+    v = torch.randn(outputs.shape, generator=generator, device=outputs.device, dtype=outputs.dtype)
+    rows = [v / v.norm(dim=1, keepdim=True).clamp_min(1e-12)]  # rows[k]: the row vector at layer L−1−k's output
+    for i in reversed(range(1, len(layers))):
+        rows.append(torch.ops.aten.threshold_backward(rows[-1] @ layers[i].weight, activations[i], 0))
+    rows = rows[::-1]  # rows[i]: at layer i's output
+    u = rows[0] @ layers[0].weight
+    classes = outputs.shape[1]
+    squared = classes * u.square().sum(dim=1, keepdim=True)
+    norm = squared.clamp_min(1e-12).sqrt()
+    grad = (penalty / len(u)) * classes * u / norm * (squared > 1e-12)  # d penalty / d u_b (0 where clamped)
+    out = []
+    for i in range(len(layers)):
+        out.append(rows[i].T @ grad)
+        if i + 1 < len(layers):
+            grad = torch.ops.aten.threshold_backward(grad @ layers[i].weight.T, activations[i + 1], 0)
+    return out
 
 
 def set_gradients(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, loss: str,
-                  layers: list[nn.Linear] | None = None) -> None:
-    """Set every parameter's `.grad` to the gradient of the mean `loss` of `model` on (x, labels).
+                  layers: list[nn.Linear] | None = None, jacobian_penalty: float = 0.0,
+                  generator: torch.Generator | None = None) -> None:
+    """Set every parameter's `.grad` to the gradient of the mean `loss` of `model` on (x, labels), plus
+    `jacobian_penalty` × the batch mean of ‖∂f(x)/∂x‖_F (GrokAlign; estimated with one random projection
+    drawn from `generator`, `measures.sensitivity.projected_jacobian_norms`).
 
-    `layers` is `relu_mlp_layers(model)` (looked up once by the caller); without them, autograd.
+    `layers` is `relu_mlp_layers(model)` (looked up once by the caller); without them, autograd (with a
+    penalty, through a second backward pass of the input gradient).
     """
     if layers is None:
         for p in model.parameters():
             p.grad = None
-        loss_fn(loss, model(x), labels).backward()
+        if not jacobian_penalty:
+            loss_fn(loss, model(x), labels).backward()
+            return
+        x = x.detach().requires_grad_(True)
+        outputs = model(x)
+        penalty = projected_jacobian_norms(outputs, x, generator).mean()
+        (loss_fn(loss, outputs, labels) + jacobian_penalty * penalty).backward()
         return
-    for layer, (weight_grad, bias_grad) in zip(layers, mlp_gradients(layers, x, labels, loss)):
+    for layer, (weight_grad, bias_grad) in zip(layers, mlp_gradients(layers, x, labels, loss, jacobian_penalty,
+                                                                     generator)):
         layer.weight.grad, layer.bias.grad = weight_grad, bias_grad

@@ -54,7 +54,7 @@ def train_grokking(a) -> None:
     from .stages.grokking import run
 
     summary = run(a.data, a.knobs["grokking"], init_scale=a.init_scale, weight_decay=a.weight_decay, seed=a.seed,
-                  device=a.knobs["device"], metrics_path=a.metrics, run_path=a.run_json, snapshot_dir=a.snapshots,
+                  jacobian_penalty=a.jacobian_penalty, long_run=bool(a.long_run), device=a.knobs["device"], metrics_path=a.metrics, run_path=a.run_json, snapshot_dir=a.snapshots,
                   state_every=a.untracked["grokking"].state_every)
     print(f"{summary['steps']} steps in {summary['wall_seconds']:.1f} s on {summary['device']} "
           f"({summary['threads']} threads), stopped: {summary['stop_reason']}")
@@ -437,6 +437,49 @@ def grokking_placement_figure(a) -> None:
     save_figure(figures.grokking_plot(placed[placed["dataset"] == a.dataset],
                                       trajectory[trajectory["dataset"] == a.dataset]), a.grokking, a.grokking_pdf)
 
+
+def measure_delayed(a) -> None:
+    from .io import write_csv
+    from .stages.delayed import measure_run
+
+    table = measure_run(a.data, a.snapshots, a.checkpoints, a.run_json, a.knobs["delayed"], a.knobs["robustness"],
+                        a.knobs["device"])
+    write_csv(table, a.output)
+    print(f"{table.groupby(['checkpoint', 'step']).ngroups} networks measured")
+
+
+def delayed_tables(a) -> None:
+    import pandas as pd
+
+    from .io import read_json, write_csv
+    from .stages.delayed import lag_table, onset_table, run_key, trajectory_table
+    from .tables import read_tables
+
+    d = a.knobs["delayed"]
+    keys = [run_key(r) for r in a.runs]
+    trajectory = trajectory_table(read_tables(a.measures), keys, [pd.read_csv(m) for m in a.metrics],
+                                  [pd.read_csv(t) for t in a.noise], [pd.read_csv(t) for t in a.sensitivity])
+    onsets = onset_table(trajectory, [read_json(c) for c in a.checkpoints], keys, d.onset,
+                         d.adversarial.epsilons)
+    write_csv(trajectory, a.trajectory)
+    write_csv(onsets, a.onsets)
+    write_csv(lag_table(onsets, d.bootstrap), a.lags)
+    print(onsets.to_string(index=False))
+
+
+def delayed_figures(a) -> None:
+    import pandas as pd
+
+    from .figures import delayed as figures
+    from .io import save_figure
+
+    trajectory, onsets, lags = pd.read_csv(a.trajectory), pd.read_csv(a.onsets), pd.read_csv(a.lags)
+    mine = lambda t: t[t["dataset"] == a.dataset]  # noqa: E731
+    save_figure(figures.trajectories(mine(trajectory), mine(onsets), a.knobs["delayed"]), a.trajectories,
+                a.trajectories_pdf)
+    save_figure(figures.lags(mine(lags)), a.lags_figure, a.lags_figure_pdf)
+
+
 STEPS = {
     "prepare-data": Step(prepare_data, "a study's dataset through its real loader, stored as a uint8 split",
                          files=("output",), values=dict(study=str, dataset=str),
@@ -445,7 +488,8 @@ STEPS = {
                      files=("data_dir",), values=dict(dataset=str)),
     "train-grokking": Step(train_grokking, "one Omnigrok grokking run",
                            files=("data", "metrics", "run_json", "snapshots"),
-                           values=dict(init_scale=float, weight_decay=float, seed=int),
+                           values=dict(init_scale=float, weight_decay=float, seed=int, jacobian_penalty=float,
+                                       long_run=int),
                            reads={"grokking": views.GrokkingTraining, "device": str},
                            untracked={"grokking": views.TrainingState}, compute=True),
     "extract-checkpoints": Step(extract_checkpoints, "memorised / generalised / final checkpoints of a run",
@@ -547,6 +591,18 @@ STEPS = {
                                       "grokking checkpoints beside standard and robust networks, and along the runs",
                                       files=("placed", "trajectory"), values=dict(dataset=str),
                                       figures=("grokking",)),
+    "measure-delayed": Step(measure_delayed, "local complexity, adversarial radius and robust accuracy along a run",
+                            files=("data", "snapshots", "checkpoints", "run_json", "output"),
+                            reads={"delayed": views.DelayedMeasures, "robustness": views.AdversarialSearch,
+                                   "device": str}, compute=True),
+    "delayed-tables": Step(delayed_tables, "delayed_trajectory.csv, delayed_onsets.csv, delayed_lags.csv",
+                           files=("measures*", "runs*", "metrics*", "checkpoints*", "noise*", "sensitivity*",
+                                  "trajectory", "onsets", "lags"),
+                           reads={"delayed": views.DelayedSummaries}),
+    "delayed-figures": Step(delayed_figures, "every measure of the runs on one step axis, and the lags",
+                            files=("trajectory", "onsets", "lags"), values=dict(dataset=str),
+                            reads={"delayed": views.DelayedFigure},
+                            figures=("trajectories", "lags_figure")),
 }
 
 

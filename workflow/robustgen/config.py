@@ -101,11 +101,22 @@ def validate(config: dict, schema_path: Path = SCHEMA) -> dict:
     _coerce(config, schema)
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path])
-    if errors:
-        lines = "\n".join(f"  - {_message(e)}" for e in errors)
+    messages = [_message(e) for e in errors] or _cross_checks(config)
+    if messages:
+        lines = "\n".join(f"  - {m}" for m in messages)
         raise ConfigError(f"invalid study configuration:\n{lines}\n"
                           f"Fix these in config.yaml (or the --config/--configfile you passed).")
     return config
+
+
+def _cross_checks(config: dict) -> list[str]:
+    """What the schema cannot say: values that must name other values of the config."""
+    out = []
+    delayed = config.get("delayed", {})
+    if delayed and delayed["onset"]["complexity_radius"] not in delayed["complexity"]["radii"]:
+        out.append(f"config key 'delayed.onset.complexity_radius' = {delayed['onset']['complexity_radius']} is not "
+                   f"one of delayed.complexity.radii {delayed['complexity']['radii']}; allowed: one of those")
+    return out
 
 
 def tag(value: float) -> str:

@@ -93,6 +93,9 @@ class GrokkingGrid:
     init_scales: list[float]
     weight_decays: list[float]
     seeds: list[int]
+    excluded_groups: list[dict]  # {init_scale, weight_decay} groups of the product not run
+    long_runs: list[dict]  # {init_scale, weight_decay} groups trained to max_steps without the early stop
+    jacobian_penalties: list[float]  # GrokAlign's λ: the long-run groups' runs again with the penalty
 
 
 @dataclasses.dataclass(frozen=True)
@@ -492,5 +495,66 @@ class GrokkingPlacement(RepresentationImages):
 @dataclasses.dataclass(frozen=True)
 class RepresentationIntervals:
     """representations.bootstrap: the intervals over seeds of the stage's tables."""
+
+    bootstrap: Bootstrap
+
+
+# --- delayed robustness ---------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class ComplexityFrames:
+    """delayed.complexity.*: where and at which frame radii local complexity is counted."""
+
+    points: int
+    directions: int
+    radii: list[float]
+    seed: int
+
+
+@dataclasses.dataclass(frozen=True)
+class RadiusAlongRun:
+    """delayed.adversarial.*: the adversarial radius and robust accuracy along a run."""
+
+    norm: str
+    images: int
+    epsilons: list[float]
+
+
+@dataclasses.dataclass(frozen=True)
+class DelayedMeasures:
+    """delayed.*: what is measured at a run's milestone snapshots and checkpoints."""
+
+    snapshots: int
+    complexity: ComplexityFrames
+    adversarial: RadiusAlongRun
+
+
+@dataclasses.dataclass(frozen=True)
+class AdversarialSearch:
+    """robustness.images, .clip, .adversarial: the probed images and how an adversarial radius is searched."""
+
+    images: ImageRange
+    clip: bool
+    adversarial: Adversarial
+
+
+@dataclasses.dataclass(frozen=True)
+class OnsetRule:
+    robust_factor: float
+    complexity_radius: float
+    complexity_points: str
+
+
+@dataclasses.dataclass(frozen=True)
+class DelayedFigure:
+    """delayed.onset and .adversarial: which local-complexity curve is timed, and the robust-accuracy radii."""
+
+    onset: OnsetRule
+    adversarial: RadiusAlongRun
+
+
+@dataclasses.dataclass(frozen=True)
+class DelayedSummaries(DelayedFigure):
+    """delayed.onset, .adversarial and .bootstrap: the onset steps, and their intervals over seeds."""
 
     bootstrap: Bootstrap

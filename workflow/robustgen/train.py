@@ -144,6 +144,7 @@ def train(
     on_evaluation: Callable[[int, nn.Module, dict], None] = lambda step, model, record: None,
     resume: Resume | None = None,
     perturb: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    jacobian_penalty: float = 0.0,
 ) -> TrainResult:
     """Train `model` for up to `max_steps` minibatch steps of `batch_size` shuffled training points.
 
@@ -157,6 +158,8 @@ def train(
     With `resume`, the state is saved on its interval and on SIGTERM (then `Preempted` is raised), and
     a saved state of the same run is continued. `perturb(model, xb, yb)`, if given, replaces each batch's
     inputs before the step (adversarial training: `measures.perturbations`); it must leave `.grad` alone.
+    A `jacobian_penalty` > 0 adds that multiple of the batch's mean input-Jacobian norm to the loss
+    (`backprop.set_gradients`; its random projections come from `generator`).
     """
     evaluate_at = set(eval_steps) | {max_steps}
     mlp_layers = relu_mlp_layers(model)  # explicit backpropagation for Linear/ReLU stacks, else autograd
@@ -216,7 +219,7 @@ def train(
             position += batch_size
             if perturb is not None:
                 xb = perturb(model, xb, yb)
-            set_gradients(model, xb, yb, loss, mlp_layers)
+            set_gradients(model, xb, yb, loss, mlp_layers, jacobian_penalty, generator)
             optimizer.step()
             step += 1
     result.steps = step

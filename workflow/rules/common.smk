@@ -47,7 +47,8 @@ TRAINING_STATE = cli.knobs("train-grokking", config, untracked=True)
 
 
 # Where things are: a person browsing results/ reads the settings off the paths.
-RUN = "{dataset}/alpha{alpha}_wd{wd}_seed{seed}"
+# {penalty}: "" for Omnigrok's runs, "_jac<λ>" for a GrokAlign run with Jacobian penalty λ
+RUN = "{dataset}/alpha{alpha}_wd{wd}{penalty}_seed{seed}"
 NETWORK = "{dataset}/w{width}_d{depth}_{optimizer}_lr{lr}_bs{bs}_seed{seed}"
 GROKKING_DATA = "results/data/grokking/{dataset}.pt"
 CAPACITY_DATA = "results/data/capacity/{dataset}.pt"
@@ -93,6 +94,7 @@ wildcard_constraints:
     dataset="[a-z0-9_]+",
     alpha=r"[0-9][0-9.e+-]*",
     wd=r"[0-9][0-9.e+-]*",
+    penalty=r"(_jac[0-9][0-9.e+-]*)?",
     seed=r"\d+",
     width=r"\d+",
     depth=r"\d+",
@@ -102,13 +104,62 @@ wildcard_constraints:
 
 
 def grokking_runs():
-    """Every (dataset, α, wd, seed) of the grokking grid, as wildcard dicts."""
+    """Every (dataset, α, wd, seed) of the grokking grid (its groups that run), as wildcard dicts."""
     return [
-        dict(dataset=dataset, alpha=tag(alpha), wd=tag(wd), seed=str(seed))
+        dict(dataset=dataset, alpha=tag(alpha), wd=tag(wd), penalty="", seed=str(seed))
         for dataset in GROKKING.datasets
+        for alpha, wd in grokking_groups()
+        for seed in GROKKING.seeds
+    ]
+
+
+def grokking_groups():
+    """The (α, wd) groups that run: the init_scales × weight_decays grid less grokking.excluded_groups."""
+    excluded = {(g["init_scale"], g["weight_decay"]) for g in GROKKING.excluded_groups}
+    return [
+        (alpha, wd)
         for alpha in GROKKING.init_scales
         for wd in GROKKING.weight_decays
+        if (alpha, wd) not in excluded
+    ]
+
+
+def penalised_runs():
+    """GrokAlign's runs: every long-run group × Jacobian penalty λ × seed (docs/protocols.md §9)."""
+    return [
+        dict(
+            dataset=dataset,
+            alpha=tag(group["init_scale"]),
+            wd=tag(group["weight_decay"]),
+            penalty=f"_jac{tag(penalty)}",
+            seed=str(seed),
+        )
+        for dataset in GROKKING.datasets
+        for group in GROKKING.long_runs
+        if (group["init_scale"], group["weight_decay"]) in grokking_groups()
+        for penalty in GROKKING.jacobian_penalties
         for seed in GROKKING.seeds
+    ]
+
+
+def jacobian_penalty(wildcards):
+    """λ of a run's {penalty} wildcard (0 for Omnigrok's runs)."""
+    return float(wildcards.penalty[len("_jac") :]) if wildcards.penalty else 0.0
+
+
+def long_run(wildcards):
+    """1 if the run trains to max_steps without the early stop (grokking.long_runs; not a penalised run)."""
+    group = (float(wildcards.alpha), float(wildcards.wd))
+    long_groups = {(g["init_scale"], g["weight_decay"]) for g in GROKKING.long_runs}
+    return int(not wildcards.penalty and group in long_groups)
+
+
+def delayed_files(stage, name, dataset=None):
+    """`name` in the directory of every run the delayed-robustness stage follows: the grid and GrokAlign's runs."""
+    return [
+        run_path(stage, name).format(**r)
+        for r in grokking_runs() + penalised_runs()
+        if dataset in (None, r["dataset"])
     ]
 
 
@@ -143,7 +194,9 @@ def seed_files(name):
 
     def files(wildcards):
         return [
-            run_path("grokking", name).format(**dict(wildcards.items(), seed=s))
+            run_path("grokking", name).format(
+                **dict(wildcards.items(), penalty="", seed=s)
+            )
             for s in GROKKING.seeds
         ]
 
@@ -252,6 +305,7 @@ TABLES = {
         if PLACE_GROKKING
         else []
     ),
+    "delayed": ["delayed_trajectory", "delayed_onsets", "delayed_lags"],
 }
 FIGURES = {
     "grokking": ["grokking_curves", "grokking_steps_to_generalise"],
@@ -280,6 +334,7 @@ FIGURES = {
         "representation_layers",
     ]
     + (["representation_grokking"] if PLACE_GROKKING else []),
+    "delayed": ["delayed_trajectories", "delayed_lags"],
 }
 
 

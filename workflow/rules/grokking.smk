@@ -1,4 +1,5 @@
-# Stage: grokking. Omnigrok's MNIST runs over datasets × α × wd × seeds, their checkpoints, table and figures.
+# Stage: grokking. Omnigrok's MNIST runs over datasets × α × wd × seeds (some trained long, some again with
+# GrokAlign's Jacobian penalty: grokking.long_runs, .jacobian_penalties), their checkpoints, table and figures.
 
 
 rule train_grokking:
@@ -18,9 +19,12 @@ rule train_grokking:
         runtime=60,
     params:
         knobs=knobs("train-grokking"),
+        jacobian_penalty=jacobian_penalty,
+        long_run=long_run,
     shell:
         "python -m robustgen train-grokking --knobs {params.knobs:q} --knobs {TRAINING_STATE:q}"
         " --init-scale {wildcards.alpha} --weight-decay {wildcards.wd} --seed {wildcards.seed}"
+        " --jacobian-penalty {params.jacobian_penalty} --long-run {params.long_run}"
         " --data {input.data} --metrics {output.metrics} --run-json {output.run}"
         " --snapshots {output.snapshots} --threads {threads} > {log} 2>&1"
 

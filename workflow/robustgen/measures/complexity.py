@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..models import relu_layers
 from .sensitivity import hidden_preactivations
 
 
@@ -24,16 +25,24 @@ def frame_directions(dim: int, count: int, generator: torch.Generator, dtype=tor
 def local_complexity(model: nn.Sequential, x: torch.Tensor, directions: torch.Tensor, radii: list[float],
                      chunk: int = 64) -> torch.Tensor:
     """(N, len(radii), hidden layers) counts: per point, radius and hidden layer, the units whose
-    pre-activation changes sign over the frame {x ± r·v_p} (`directions`: (P, D) rows v_p)."""
+    pre-activation changes sign over the frame {x ± r·v_p} (`directions`: (P, D) rows v_p).
+
+    A first Linear layer is affine, so its pre-activations over a frame are W·x + b ± r·(W·v_p): computed once
+    per point and once per direction instead of at every frame point (the first layer of an MNIST MLP is most
+    of its cost); the layers after it see the frame points' first-layer outputs as usual.
+    """
     radii_t = torch.as_tensor(radii, dtype=x.dtype, device=x.device)
     offsets = torch.cat([directions, -directions]).to(device=x.device, dtype=x.dtype)  # (2P, D)
+    affine_first = isinstance(model[0], nn.Linear) and 0 in relu_layers(model)
+    head, rest = (model[0], model[1:]) if affine_first else (nn.Identity(), model)
+    moved = head(offsets) - (head.bias if affine_first and head.bias is not None else 0)  # W·v_p (or v_p)
     counts = []
     for start in range(0, len(x), chunk):
-        points = x[start:start + chunk]
-        frame = points[:, None, None, :] + radii_t[None, :, None, None] * offsets[None, None]  # (n, R, 2P, D)
-        n, r, k, d = frame.shape
-        layers = hidden_preactivations(model, frame.reshape(n * r * k, d))
-        counts.append(torch.stack([
-            ((h.max(dim=2).values > 0) & (h.min(dim=2).values < 0)).sum(dim=-1)
-            for h in (h.reshape(n, r, k, -1) for h in layers)], dim=-1))
+        centre = head(x[start:start + chunk])
+        frame = centre[:, None, None, :] + radii_t[None, :, None, None] * moved[None, None]  # (n, R, 2P, H)
+        n, r, k, h = frame.shape
+        flat = frame.reshape(n * r * k, h)
+        layers = ([flat] if affine_first else []) + hidden_preactivations(rest, flat)
+        extremes = [torch.aminmax(h.reshape(n, r, k, -1), dim=2) for h in layers]  # one pass over the frame
+        counts.append(torch.stack([((high > 0) & (low < 0)).sum(dim=-1) for low, high in extremes], dim=-1))
     return torch.cat(counts) if counts else x.new_zeros((0, len(radii), 0), dtype=torch.long)

@@ -1,6 +1,7 @@
 """Sensitivity of a network to its input (Novak et al. 2018; docs/protocols.md §5).
 
-- Jacobian norm: ‖∂ softmax(f(x)) / ∂x‖_F per point, batched with torch.func (vmap of jacrev).
+- Jacobian norm: ‖∂ softmax(f(x)) / ∂x‖_F per point, batched with torch.func (vmap of jacrev); and, for
+  training with a Jacobian penalty (GrokAlign), an unbiased one-projection estimate of ‖∂f(x)/∂x‖²_F.
 - Transitions: the ReLU activation code c(x) (1 where a hidden unit's pre-activation is > 0) and the sum of
   Hamming distances between consecutive codes along a closed trajectory.
 - Trajectories: ellipses through three anchor points (random images, or training points of different or
@@ -29,6 +30,18 @@ def jacobian_norms(model: nn.Module, x: torch.Tensor, chunk: int = 512) -> torch
     per_point = vmap(jacrev(probabilities))
     norms = [per_point(x[s:s + chunk]).flatten(1).norm(dim=1).detach() for s in range(0, len(x), chunk)]
     return torch.cat(norms) if norms else x.new_empty(0)
+
+
+def projected_jacobian_norms(outputs: torch.Tensor, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Per point, an estimate of ‖∂f(x)/∂x‖_F (raw outputs f, C of them) that training can differentiate.
+
+    With v uniform on the unit sphere of R^C, E[C·‖vᵀJ‖²] = ‖J‖²_F (Hoffman et al. 2019): one vector-Jacobian
+    product per batch instead of C. `outputs` = model(x), with x requiring grad; v is drawn from `generator`.
+    """
+    v = torch.randn(outputs.shape, generator=generator, device=outputs.device, dtype=outputs.dtype)
+    v = v / v.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    (vjp,) = torch.autograd.grad(outputs, x, grad_outputs=v, create_graph=True)
+    return (outputs.shape[1] * vjp.flatten(1).square().sum(dim=1)).clamp_min(1e-12).sqrt()
 
 
 @torch.no_grad()

@@ -33,15 +33,18 @@ def stop_after_generalising(test_acc: float, steps_after: int):
 
 
 def run(split_path: Path, training: GrokkingTraining, *, init_scale: float, weight_decay: float, seed: int,
-        device: str, metrics_path: Path, run_path: Path, snapshot_dir: Path, state_every: int) -> dict:
-    """Train the run (α = `init_scale`, `weight_decay`, `seed`); write its metric log, its summary (returned)
-    and a snapshot per evaluation.
+        jacobian_penalty: float, long_run: bool, device: str, metrics_path: Path, run_path: Path,
+        snapshot_dir: Path, state_every: int) -> dict:
+    """Train the run (α = `init_scale`, `weight_decay`, `seed`, GrokAlign's `jacobian_penalty` λ, 0 for
+    Omnigrok's run); write its metric log, its summary (returned) and a snapshot per evaluation. A
+    `long_run` trains to `max_steps` without the early stop (docs/protocols.md §9).
 
     Work in progress lives in `in_progress/` beside run.json: the snapshots so far and the full training
     state (saved every `state_every` steps and on SIGTERM), so a killed job that is rerun resumes where it
     was. Only a finished run moves its snapshots into `snapshot_dir` and writes its metrics and summary.
     """
-    settings = dict(init_scale=init_scale, weight_decay=weight_decay, seed=seed, **asdict(training), device=device)
+    settings = dict(init_scale=init_scale, weight_decay=weight_decay, seed=seed, jacobian_penalty=jacobian_penalty,
+                    long_run=long_run, **asdict(training), device=device)
     device = resolve_device(device)
     dtype = DTYPES[training.dtype]
     in_progress = Path(run_path).parent / "in_progress"
@@ -74,7 +77,9 @@ def run(split_path: Path, training: GrokkingTraining, *, init_scale: float, weig
         eval_steps=evaluation_steps(training.max_steps, training.evaluation.per_decade,
                                     training.evaluation.max_interval),
         generator=generator,
-        should_stop=stop_after_generalising(training.stop.test_acc, training.stop.steps_after),
+        should_stop=(lambda history: None) if long_run else stop_after_generalising(training.stop.test_acc,
+                                                                                 training.stop.steps_after),
+        jacobian_penalty=jacobian_penalty,
         on_evaluation=keep_snapshot,
         resume=Resume(in_progress / "state.pt", state_every, identity),
     )
