@@ -1,12 +1,13 @@
-"""How long does local complexity take for one network? One snapshot-sized measurement, timed.
+"""How long does local complexity take for one network? One snapshot's measurement, timed.
 
-    python benchmarks/local_complexity.py                 # the grokking MLP of config.yaml, one thread
+    python benchmarks/local_complexity.py                 # the study's sizes (config.yaml), one thread
+    python benchmarks/local_complexity.py --points 1000 --radii 0.05 0.1 0.5 1 5   # Humayun et al.'s sizes
 
 The network is the grokking MLP of config.yaml (grokking.width, grokking.depth, α = the largest of
 grokking.init_scales) at initialisation; the points are the first `--points` training images, as many test
 images and as many uniform random images of the embedded MNIST; frames of 2 × `--directions` points at each
-of `--radii` (Humayun et al.'s protocol: 50-point frames, r ∈ {0.05, 0.1, 0.5, 1, 5}). The figure is the
-median of `--reps` timings of the whole measurement (all points, radii and hidden layers), in seconds.
+of `--radii`. Without flags the sizes are delayed.complexity's. The figure is the median of `--reps` timings
+of the whole measurement (all points, radii and hidden layers), in seconds.
 """
 
 from __future__ import annotations
@@ -32,13 +33,14 @@ CONFIG = load([ROOT / "config.yaml"], [])
 GRID = views.build(views.GrokkingGrid, CONFIG["grokking"], "grokking")
 TRAINING = views.build(views.GrokkingTraining, CONFIG["grokking"], "grokking")
 TRAINING_SET = views.build(views.TrainingSet, CONFIG["grokking"], "grokking")
+FRAMES = views.build(views.ComplexityFrames, CONFIG["delayed"]["complexity"], "delayed.complexity")
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--points", type=int, default=1000, help="points of each kind (train, test, random)")
-    p.add_argument("--directions", type=int, default=25, help="P: the frame has 2P points")
-    p.add_argument("--radii", type=float, nargs="+", default=[0.05, 0.1, 0.5, 1.0, 5.0])
+    p.add_argument("--points", type=int, default=FRAMES.points, help="points of each kind (train, test, random)")
+    p.add_argument("--directions", type=int, default=FRAMES.directions, help="P: the frame has 2P points")
+    p.add_argument("--radii", type=float, nargs="+", default=FRAMES.radii)
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--threads", type=int, default=1)
     a = p.parse_args()

@@ -11,6 +11,8 @@ rule train_grokking:
         snapshots=directory(run_path("grokking", "snapshots")),
     log:
         log_path("grokking", "train.log"),
+    # the longest jobs of the study, and most of it waits on them: scheduled before anything else
+    priority: 10
     conda:
         "../../envs/robustgen.yaml"
     threads: 1
