@@ -11,6 +11,8 @@ rule prepare_data:
         "results/data/{study}/{dataset}.pt",
     log:
         "logs/data/{study}/{dataset}.log",
+    # seconds each, and the grokking runs (the study's long pole, priority 10) wait on theirs: first of all
+    priority: 20
     conda:
         "../../envs/robustgen.yaml"
     threads: 1

@@ -99,6 +99,7 @@ def lags(lags: pd.DataFrame) -> plt.Figure:
     for ax, table, names, title in panels:
         groups = list(table.groupby(GROUP, sort=True))
         height = 0.8 / max(len(groups), 1)
+        shown = []  # every plotted x, for limits that hold the extreme seeds
         for g, (group, frame) in enumerate(groups):
             frame = frame.set_index("quantity")
             colour = plt.get_cmap("tab10")(g)
@@ -111,13 +112,17 @@ def lags(lags: pd.DataFrame) -> plt.Figure:
                             fmt="o", color=colour, capsize=3, label=group_title(*group) if q == 0 else None)
                 seeds = [float(v) for v in str(row["seeds"]).split()] if isinstance(row["seeds"], str) else []
                 ax.scatter(seeds, [y] * len(seeds), s=9, color=colour, alpha=0.5, zorder=3)
+                shown += [row["ci_low"], row["ci_high"], *seeds]
         ax.set_yticks(range(len(names)), [n.replace("_", " ") for n in names], fontsize=8)
         ax.axvline(0, color="black", lw=0.8)
         ax.set_xscale("symlog", linthresh=100)
+        finite = [v for v in shown if np.isfinite(v)]
+        if finite:  # symlog: pad by a factor beyond ±100
+            ax.set_xlim(min(min(finite) * 2, -200), max(max(finite) * 2, 200))
         ax.grid(alpha=0.3)
         ax.set_title(title, fontsize=9)
         if groups:
-            ax.legend(fontsize=7, loc="best")
+            ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2, frameon=False)
         else:
             ax.text(0.5, 0.5, "no penalised runs (grokking.jacobian_penalties is empty)", ha="center",
                     va="center", transform=ax.transAxes, fontsize=8)

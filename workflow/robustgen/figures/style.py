@@ -24,6 +24,13 @@ def panels(keys, sharey=True):
         return fig, axes, rows, cols
     fig, axes = plt.subplots(len(rows), len(cols), figsize=(4.2 * len(cols), 3.2 * len(rows)),
                              squeeze=False, sharex=True, sharey=sharey)
+    present = {(k[0], k[1]) for k in keys}
+    for i, alpha in enumerate(rows):
+        for j, wd in enumerate(cols):
+            if (alpha, wd) not in present:  # a group left out of the grid (grokking.excluded_groups)
+                axes[i][j].axis("off")
+                axes[i][j].text(0.5, 0.5, f"α = {alpha:g}, wd = {wd:g}: not run", ha="center", va="center",
+                                transform=axes[i][j].transAxes, color="grey")
     return fig, axes, rows, cols
 
 
@@ -49,6 +56,8 @@ def label_panels(axes, alphas, wds, ylabel: str, xlabel: str = "step", notes: di
     for i, alpha in enumerate(alphas):
         for j, wd in enumerate(wds):
             ax = axes[i][j]
+            if not ax.axison:  # a group that was not run
+                continue
             ax.set_title(panel_title(alpha, wd, notes), fontsize=10 if not (notes or {}).get((alpha, wd)) else 8)
             ax.grid(alpha=0.3)
             if j == 0:
