@@ -21,6 +21,7 @@ include: "workflow/rules/capacity.smk"
 include: "workflow/rules/adversarial.smk"
 include: "workflow/rules/representations.smk"
 include: "workflow/rules/delayed.smk"
+include: "workflow/rules/claims.smk"
 
 
 rule all:

@@ -180,6 +180,9 @@ def main() -> None:
     print(f"machine: float32 GEMM 2048² at {med['gemm_gflops']:.1f} GFLOP/s with {args.threads} thread(s) "
           f"(median of {args.step_reps}, range {min(r['gemm_gflops'] for r in reps):.1f}–"
           f"{max(r['gemm_gflops'] for r in reps):.1f})")
+    unit = results["reference_10k_steps_seconds"] = med["reference_ms"] * 10
+    print(f"10 000 steps of the Omnigrok reference loop: {unit:.1f} s (the unit of the study's time budget: the "
+          f"default study's wall time on 2 cores over this, measured beside it, at --threads 2)")
     print(f"\ntraining step ({flops / 1e6:.0f} MFLOP of matmuls, batch 200; medians of {args.step_reps} "
           "repetitions, each against the GEMM rate measured beside it)")
     print("| loop | ms/step | GFLOP/s | of GEMM |\n|---|---|---|---|")
@@ -224,7 +227,7 @@ def main() -> None:
         print(f"| {name} | {seconds:.2f} |")
 
     dag = results["dag_seconds"] = {
-        "default study (12 runs, 36 networks)": dag_seconds(),
+        "default study (config.yaml)": dag_seconds(),
         "Novak-scale sweep (configs/novak_scale.yaml, 1080 networks)": dag_seconds(
             "--configfile", str(ROOT / "configs" / "novak_scale.yaml")),
     }

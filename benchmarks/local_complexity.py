@@ -7,7 +7,8 @@ The network is the grokking MLP of config.yaml (grokking.width, grokking.depth, 
 grokking.init_scales) at initialisation; the points are the first `--points` training images, as many test
 images and as many uniform random images of the embedded MNIST; frames of 2 × `--directions` points at each
 of `--radii`. Without flags the sizes are delayed.complexity's. The figure is the median of `--reps` timings
-of the whole measurement (all points, radii and hidden layers), in seconds.
+of the whole measurement (all points, radii and layers, the output layer included as the stage counts it),
+in seconds.
 """
 
 from __future__ import annotations
@@ -56,12 +57,12 @@ def main() -> None:
     timings = []
     for _ in range(a.reps):
         start = time.perf_counter()
-        lc = local_complexity(model, x, directions, a.radii)
+        lc = local_complexity(model, x, directions, a.radii, output=True)
         timings.append(time.perf_counter() - start)
-    print(f"{len(x)} points × {len(a.radii)} radii × {2 * a.directions}-point frames, {lc.shape[-1]} hidden layers "
-          f"of {TRAINING.width}, {a.threads} thread(s): {statistics.median(timings):.2f} s (median of {a.reps}); "
-          f"mean LC per layer at r = {a.radii[0]:g}: {lc[:, 0].double().mean(dim=0).tolist()}")
-
+    print(f"{len(x)} points × {len(a.radii)} radii × {2 * a.directions}-point frames, "
+          f"{lc.shape[-1] - 1} hidden layers of {TRAINING.width} and the output layer, {a.threads} thread(s): "
+          f"{statistics.median(timings):.2f} s (median of {a.reps}); "
+          f"mean LC per layer (output last) at r = {a.radii[0]:g}: {lc[:, 0].double().mean(dim=0).tolist()}")
 
 if __name__ == "__main__":
     main()

@@ -1,6 +1,7 @@
 """The adversarial stage: the injected feature, the CO rule, the evaluation attack against known answers and
 against foolbox, gradient alignment, the CNN, and one run of each kind on real data."""
 
+import json
 import math
 
 import numpy as np
@@ -16,57 +17,112 @@ from robustgen.measures.sensitivity import activation_codes, jacobian_norms
 from robustgen.models import build, cnn_spec, relu_layers
 from robustgen.settings import (AdversarialTraining, OverfittingRule, PgdTraining, RobustEvaluation,
                                 TrainingLog)
-from robustgen.stages.adversarial import (LOG_COLUMNS, class_patterns, detect_overfitting, epsilon_schedule, inputs,
-                                          log_steps, onset_table, run)
+from robustgen.stages.adversarial import (LOG_COLUMNS, RUNS_COLUMNS, class_patterns, detect_overfitting,
+                                          epsilon_schedule, inputs, log_steps, onset_table, run, run_row, schedule,
+                                          wong_rule)
 
-RULE = OverfittingRule(drop=0.2, gap=0.3, floor=0.2)
+RULE = OverfittingRule(drop=0.2, gap=0.3, floor=0.2, clean_drop=0.2)
 
 
 # --- the injected feature ------------------------------------------------------------------------------------
 
-def test_class_patterns_are_distinct_low_frequency_dct_images_of_unit_linf_norm():
-    patterns = class_patterns([1, 28, 28], 10)
-    assert patterns.shape == (10, 784)
-    torch.testing.assert_close(patterns.abs().amax(dim=1), torch.ones(10))
-    gram = patterns.double() @ patterns.double().T
-    off_diagonal = gram - torch.diag(gram.diagonal())
-    assert off_diagonal.abs().max() < 1e-4 * gram.diagonal().min()  # distinct DCT basis images are orthogonal
-    first = patterns[0].reshape(28, 28)  # frequency (0, 1): constant down each column, one half-cosine across
-    torch.testing.assert_close(first, first[:1].expand(28, 28))
-    assert first[0, 0] > 0 > first[0, -1]
-    colour = class_patterns([3, 4, 4], 3).reshape(3, 3, 4, 4)
-    torch.testing.assert_close(colour[:, 0], colour[:, 2])  # the same pattern on every channel
+def _carrier_by_scipy(shape):
+    """Ortiz-Jiménez et al.'s carrier built independently: the sign of scipy's orthonormal 2-D IDCT of a one-hot
+    coefficient image, (row, column) frequency (0,1), (1,0), (1,1), (2,1), (1,2) for classes 0-4, their
+    negatives for classes 5-9, the same on every channel."""
+    from scipy.fft import idctn
+
+    channels, height, width = shape
+    signs = []
+    for u, v in ((0, 1), (1, 0), (1, 1), (2, 1), (1, 2)):
+        coefficients = np.zeros((height, width))
+        coefficients[u, v] = 1.0
+        signs.append(np.sign(idctn(coefficients, norm="ortho")))
+    signs += [-s for s in signs]
+    return torch.tensor(np.stack([np.broadcast_to(s, shape).reshape(-1) for s in signs]), dtype=torch.float32)
 
 
-def test_inputs_add_beta_times_the_class_pattern_and_stay_in_the_box(embedded_split):
+@pytest.mark.parametrize("shape", [[1, 28, 28], [3, 32, 32]])
+def test_class_patterns_are_the_signed_idct_of_one_low_frequency_coefficient_per_class(shape):
+    patterns = class_patterns(shape, 10)
+    assert torch.equal(patterns, _carrier_by_scipy(shape))
+    assert set(patterns.unique().tolist()) == {-1.0, 1.0}  # every entry ±1: L∞ norm 1 ...
+    torch.testing.assert_close(patterns.norm(dim=1), torch.full((10,), math.sqrt(math.prod(shape))))  # ... L2 √d
+    assert torch.equal(patterns[5:], -patterns[:5])
+    assert len({tuple(p.tolist()) for p in patterns}) == 10
+    first = patterns[0].reshape(shape)  # frequency (0, 1): constant down each column, one sign change across
+    assert torch.equal(first, first[:1, :1].expand(shape)) and first[0, 0, 0] == 1 and first[0, 0, -1] == -1
+    assert torch.equal(first[0, 0], torch.tensor([1.0] * (shape[2] // 2) + [-1.0] * (shape[2] // 2)))
+    with pytest.raises(ValueError, match="10 classes"):
+        class_patterns(shape, 100)
+
+
+def test_inputs_add_beta_times_the_class_pattern_without_clamping(embedded_split):
     clean_train, clean_test = inputs(embedded_split, 0.0, device="cpu", dtype=torch.float32)
     train, test = inputs(embedded_split, 0.1, device="cpu", dtype=torch.float32)
-    expected = (clean_train + 0.1 * class_patterns([1, 28, 28], 10)[embedded_split.train_y]).clamp(0, 1)
-    torch.testing.assert_close(train, expected)
-    assert train.min() >= 0 and train.max() <= 1 and test.shape == clean_test.shape
+    patterns = class_patterns([1, 28, 28], 10)
+    torch.testing.assert_close(train, clean_train + 0.1 * patterns[embedded_split.train_y])
+    torch.testing.assert_close(test, clean_test + 0.1 * patterns[embedded_split.test_y])
+    # black background under a −1 entry and white strokes under a +1 entry leave [0, 1]: nothing is clamped
+    assert train.min().item() == pytest.approx(-0.1) and train.max().item() == pytest.approx(1.1)
     torch.testing.assert_close(clean_train, embedded_split.train_x.float() / 255)
 
 
 # --- the CO rule ---------------------------------------------------------------------------------------------
 
-def _log(pgd_acc, fgsm_acc, alignment=None):
+NO_WARMUP = dict(warmup_steps=0, steps_per_epoch=10)
+
+
+def _log(pgd_acc, fgsm_acc, alignment=None, clean_acc=0.9, batch_pgd_acc=math.nan, every=10):
     n = len(pgd_acc)
-    return pd.DataFrame(dict(step=np.arange(n) * 10, pgd_acc=pgd_acc, fgsm_acc=fgsm_acc, clean_acc=0.9,
+    return pd.DataFrame(dict(step=np.arange(n) * every, pgd_acc=pgd_acc, fgsm_acc=fgsm_acc, clean_acc=clean_acc,
+                             batch_pgd_acc=batch_pgd_acc,
                              alignment=alignment if alignment is not None else np.linspace(0.9, 0.5, n)))
 
 
-def test_a_collapse_from_the_best_with_fgsm_high_is_co_at_its_first_step():
-    found = detect_overfitting(_log([0.0, 0.3, 0.5, 0.45, 0.2, 0.1], [0.0, 0.4, 0.6, 0.65, 0.7, 0.8]), RULE)
-    assert found["co"] and found["co_form"] == "collapse" and found["co_step"] == 40
+def test_a_collapse_from_the_best_with_fgsm_and_clean_high_is_co_at_its_first_step():
+    found = detect_overfitting(_log([0.0, 0.3, 0.5, 0.45, 0.2, 0.1], [0.0, 0.4, 0.6, 0.65, 0.7, 0.8]), RULE,
+                               **NO_WARMUP)
+    assert found["co"] and found["co_verdict"] == "collapse" and found["co_step"] == 40
     assert (found["step_before"], found["pgd_before"], found["pgd_after"]) == (20, 0.5, 0.2)
     assert found["alignment_before"] == pytest.approx(0.9 - 0.4 * 2 / 5)
     assert found["best_pgd_acc"] == 0.5 and found["final_pgd_acc"] == 0.1
 
 
-def test_no_gain_with_a_persistent_fgsm_gap_is_co_from_where_the_gap_last_opened():
-    found = detect_overfitting(_log([0.0, 0.05, 0.1, 0.05, 0.05, 0.02], [0.0, 0.2, 0.45, 0.3, 0.5, 0.6]), RULE)
-    # the gap is 0.35 at step 20, closes at step 30 (0.25), and holds from step 40 to the end
-    assert found["co"] and found["co_form"] == "no_gain" and found["co_step"] == 40
+@pytest.mark.parametrize("clean_at_fall, verdict, step", [
+    (0.22, "none", None),        # clean accuracy fell 0.94 → 0.22 with PGD accuracy: the run lost everything
+    (0.74, "collapse", 40),      # a fall of exactly clean_drop = 0.2 still counts as high
+    (0.73, "none", None),        # 0.21 below the best: no longer high
+])
+def test_a_collapse_needs_clean_accuracy_to_stay_within_clean_drop_of_its_best(clean_at_fall, verdict, step):
+    log = _log([0.1, 0.3, 0.5, 0.45, 0.05, 0.15], [0.2, 0.5, 0.7, 0.7, 0.4, 0.4],
+               clean_acc=[0.5, 0.9, 0.94, 0.93, clean_at_fall, 0.2])
+    found = detect_overfitting(log, RULE, **NO_WARMUP)
+    assert (found["co_verdict"], found["co_step"], found["co"]) == (verdict, step, verdict == "collapse")
+
+
+def test_a_peak_during_the_warm_up_does_not_count():
+    # PGD accuracy peaks at 0.4 at step 10, while ε still ramps (warm-up: steps 0-19), then stays near 0.12
+    log = _log([0.0, 0.4, 0.15, 0.12, 0.1, 0.12], [0.1, 0.5, 0.5, 0.5, 0.5, 0.5])
+    counted = detect_overfitting(log, RULE, **NO_WARMUP)
+    assert counted["co_verdict"] == "collapse" and counted["co_step"] == 20  # what counting the ramp would say
+    found = detect_overfitting(log, RULE, warmup_steps=20, steps_per_epoch=10)
+    assert not found["co"] and found["co_verdict"] == "no_gain" and found["co_step"] is None
+    assert (found["best_pgd_acc"], found["best_step"], found["step_before"]) == (0.15, 20, 20)
+    # the best clean accuracy is taken after the warm-up too: 0.99 during the ramp does not block this collapse
+    log = _log([0.0, 0.1, 0.5, 0.55, 0.2, 0.1], [0.1, 0.3, 0.6, 0.65, 0.7, 0.8],
+               clean_acc=[0.5, 0.99, 0.75, 0.76, 0.7, 0.7])
+    found = detect_overfitting(log, RULE, warmup_steps=20, steps_per_epoch=10)
+    assert found["co_verdict"] == "collapse" and found["co_step"] == 40 and found["step_before"] == 30
+    nothing = detect_overfitting(log, RULE, warmup_steps=60, steps_per_epoch=10)  # stopped before the ramp ended
+    assert not nothing["co"] and nothing["co_verdict"] == "none" and math.isnan(nothing["best_pgd_acc"])
+
+
+def test_no_gain_is_a_verdict_of_its_own_and_not_co():
+    found = detect_overfitting(_log([0.0, 0.05, 0.1, 0.05, 0.05, 0.02], [0.0, 0.2, 0.45, 0.3, 0.5, 0.6]), RULE,
+                               **NO_WARMUP)
+    assert not found["co"] and found["co_verdict"] == "no_gain" and found["co_step"] is None
+    assert found["step_after"] == 50 and found["best_pgd_acc"] == 0.1
 
 
 @pytest.mark.parametrize("pgd_acc, fgsm_acc", [
@@ -75,12 +131,52 @@ def test_no_gain_with_a_persistent_fgsm_gap_is_co_from_where_the_gap_last_opened
     ([0.0, 0.3, 0.35, 0.3, 0.3], [0.0, 0.5, 0.7, 0.75, 0.8]),        # a gap, but PGD well above the floor
 ])
 def test_no_co_without_a_collapse_or_a_final_gap_near_chance(pgd_acc, fgsm_acc):
-    found = detect_overfitting(_log(pgd_acc, fgsm_acc), RULE)
-    assert not found["co"] and found["co_step"] is None and found["step_after"] == 10 * (len(pgd_acc) - 1)
+    found = detect_overfitting(_log(pgd_acc, fgsm_acc), RULE, **NO_WARMUP)
+    assert not found["co"] and found["co_verdict"] == "none" and found["co_step"] is None
+    assert found["step_after"] == 10 * (len(pgd_acc) - 1)
+
+
+def test_wongs_rule_compares_each_epochs_training_batch_check_with_the_previous_one():
+    # logs every 3 steps and at every epoch's end (5 steps): epochs end at steps 5, 10, 15, 20
+    steps = [0, 3, 5, 6, 9, 10, 12, 15, 18, 20]
+    batch = [math.nan, 0.9, 0.3, 0.9, 0.9, 0.5, 0.0, 0.29, 0.9, 0.1]  # epoch ends: 0.3, 0.5, 0.29, 0.1
+    log = pd.DataFrame(dict(step=steps, batch_pgd_acc=batch))
+    assert wong_rule(log, 5) == dict(co_wong=True, co_wong_step=15)  # 0.5 → 0.29: 0.21 > 0.2; step 12 is no check
+    log.loc[log["step"] == 15, "batch_pgd_acc"] = 0.3  # 0.5 → 0.3: a fall of exactly 0.2 is not more than 0.2
+    assert wong_rule(log, 5) == dict(co_wong=False, co_wong_step=None)
+    log.loc[log["step"] == 20, "batch_pgd_acc"] = 0.05  # 0.3 → 0.05
+    assert wong_rule(log, 5) == dict(co_wong=True, co_wong_step=20)
+    found = detect_overfitting(log.assign(pgd_acc=0.5, fgsm_acc=0.6, clean_acc=0.9, alignment=1.0), RULE,
+                               warmup_steps=0, steps_per_epoch=5)
+    assert (found["co_wong"], found["co_wong_step"], found["co"]) == (True, 20, False)  # reported beside ours
+
+
+def test_a_runs_row_carries_its_identity_verdicts_schedule_and_evaluation(tmp_path):
+    evaluation = dict(final=dict(step=60, clean_acc=0.8, pgd_acc=0.05, test_acc=0.81),
+                      best=dict(step=30, clean_acc=0.85, pgd_acc=0.4, test_acc=0.84))
+    log = _log([0.0, 0.1, 0.5, 0.55, 0.2, 0.1, 0.05], [0.1, 0.3, 0.6, 0.65, 0.7, 0.8, 0.8],
+               batch_pgd_acc=[math.nan, 0.2, 0.4, 0.5, 0.45, 0.1, 0.1]).assign(epoch=lambda f: f["step"] / 20)
+    rows = []
+    for method in ("fgsm", "standard"):
+        run_json, log_csv = tmp_path / f"{method}.json", tmp_path / f"{method}.csv"
+        run_json.write_text(json.dumps(dict(
+            settings=dict(model="cnn", method=method, eps=0.3, beta=0.0, seed=1, batch_size=100, warmup_epochs=1),
+            data=dict(dataset="d", train_size=1950), evaluation=evaluation, steps=60, wall_seconds=1.5)))
+        log.to_csv(log_csv, index=False)
+        rows.append(run_row(run_json, log_csv, RULE))
+    fgsm, standard = rows
+    assert set(fgsm) == set(RUNS_COLUMNS)
+    assert fgsm["warmup_steps"] == 20  # 1 epoch of ⌈1950 / 100⌉ steps
+    assert (fgsm["co"], fgsm["co_verdict"], fgsm["co_step"], fgsm["co_epoch"]) == (True, "collapse", 40, 2.0)
+    assert (fgsm["co_wong"], fgsm["co_wong_step"]) == (True, 60)  # epoch ends 20, 40, 60: 0.4, 0.45, 0.1
+    assert (fgsm["best_pgd_acc"], fgsm["step_before"], fgsm["steps_to_collapse"]) == (0.55, 30, 10)
+    assert (fgsm["model"], fgsm["seed"], fgsm["pgd50_final"], fgsm["pgd50_best"]) == ("cnn", 1, 0.05, 0.4)
+    assert (standard["co"], standard["co_verdict"], standard["co_wong"]) == (False, "not_applicable", False)
+    assert math.isnan(standard["co_epoch"])
 
 
 def test_onset_is_the_smallest_epsilon_with_co_per_seed_and_no_co_counts_as_above_the_grid():
-    runs = pd.DataFrame(dict(dataset="d", method="fgsm", beta=0.0,
+    runs = pd.DataFrame(dict(dataset="d", model="cnn", method="fgsm", beta=0.0,
                              eps=[0.1, 0.2, 0.3] * 3, seed=[0] * 3 + [1] * 3 + [2] * 3,
                              co=[False, True, True, False, False, True, False, False, False]))
     standard = runs.assign(method="standard", co=False)
@@ -97,9 +193,9 @@ def test_onset_is_the_smallest_epsilon_with_co_per_seed_and_no_co_counts_as_abov
 
 def test_thresholds_compare_accuracies_as_the_counts_they_are():
     # 0.7 − 0.4 is 0.29999999999999993 in floating point: still a gap of 0.3, and a fall of 0.3 > 0.2
-    found = detect_overfitting(_log([0.0, 0.7, 0.4], [0.0, 0.8, 0.7]), OverfittingRule(drop=0.2, gap=0.3, floor=0.2))
+    found = detect_overfitting(_log([0.0, 0.7, 0.4], [0.0, 0.8, 0.7]), RULE, **NO_WARMUP)
     assert found["co"] and found["co_step"] == 20
-    found = detect_overfitting(_log([0.0, 0.5, 0.3], [0.0, 0.8, 0.6]), OverfittingRule(drop=0.2, gap=0.3, floor=0.2))
+    found = detect_overfitting(_log([0.0, 0.5, 0.3], [0.0, 0.8, 0.6]), RULE, **NO_WARMUP)
     assert not found["co"]  # a fall of exactly 0.2 is not more than 0.2
 
 
@@ -264,8 +360,10 @@ def test_a_run_logs_the_schedule_and_keeps_its_best_and_final_networks(tiny_spli
     after_warmup = log[log["step"] >= 5]  # the best network is chosen among those trained at the full ε
     assert best["step"] == int(after_warmup.loc[after_warmup["pgd_acc"].idxmax(), "step"])
     assert networks["networks"]["final"]["step"] == summary["steps"] == 10
-    co = detect_overfitting(log, RULE)
-    assert co["best_pgd_acc"] == log["pgd_acc"].max() and co["final_pgd_acc"] == log["pgd_acc"].iloc[-1]
+    co = detect_overfitting(log, RULE, **schedule(summary))
+    assert schedule(summary) == dict(warmup_steps=5, steps_per_epoch=5)
+    assert co["best_pgd_acc"] == after_warmup["pgd_acc"].max() and co["best_step"] == best["step"]
+    assert co["final_pgd_acc"] == log["pgd_acc"].iloc[-1]
     evaluation = summary["evaluation"]
     assert evaluation["final"]["step"] == 10 and 0 <= evaluation["final"]["pgd_acc"] <= 1
     assert evaluation["best"]["step"] == best["step"]

@@ -69,3 +69,65 @@ def test_generalising_before_memorising_is_no_delay():
     assert extract(log.iloc[:2], memorised_train_acc=0.99, generalised_test_acc=0.85)["status"] == "no_delay"
     same = _log([(0, 1.0, 0.1, 1.0, 0.1, 9.0, 1.0), (28, 0.0, 0.995, 0.2, 0.86, 9.0, 1.0)])
     assert extract(same, memorised_train_acc=0.99, generalised_test_acc=0.85)["status"] == "no_delay"
+
+
+# --- a run whose stored files disagree (issue 25) ---------------------------------------------------------------
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from robustgen.io import CorruptFile, atomic_torch_save, write_csv, write_json  # noqa: E402
+from robustgen.settings import CheckpointThresholds  # noqa: E402
+from robustgen.stages.checkpoints import extract_run  # noqa: E402
+
+THRESHOLDS = CheckpointThresholds(memorised_train_acc=0.99, generalised_test_acc=0.85)
+
+
+def _stored_run(tmp_path, log=LOG):
+    """A run directory as train-grokking leaves it: metrics.csv, run.json, a snapshot per evaluation."""
+    snapshots = tmp_path / "snapshots"
+    for step in log["step"]:
+        atomic_torch_save(dict(step=int(step), state_dict={"w": torch.full((2,), float(step))}),
+                          snapshots / f"step_{int(step):07d}.pt")
+    write_csv(log, tmp_path / "metrics.csv")
+    write_json(dict(steps=int(log["step"].iloc[-1]), stop_reason="max_steps", model_spec={"layers": []},
+                    eval_seconds=[0.1] * len(log)), tmp_path / "run.json")
+    return tmp_path / "metrics.csv", tmp_path / "run.json", snapshots
+
+
+def test_extract_run_reads_a_consistent_run(tmp_path):
+    found, weights = extract_run(*_stored_run(tmp_path), THRESHOLDS)
+    assert found["checkpoints"]["final"]["step"] == 500
+    assert torch.equal(weights["checkpoints"]["generalised"]["state_dict"]["w"], torch.full((2,), 400.0))
+
+
+def test_a_metric_log_shorter_than_the_run_fails_naming_both_files(tmp_path):
+    metrics, run_json, snapshots = _stored_run(tmp_path)
+    metrics.write_text("\n".join(metrics.read_text().splitlines()[:4]) + "\n")  # header + 3 rows
+    with pytest.raises(CorruptFile) as err:
+        extract_run(metrics, run_json, snapshots, THRESHOLDS)
+    message = str(err.value)
+    assert str(metrics) in message and str(run_json) in message
+    assert "3 evaluations up to step 200" in message and "up to step 500" in message
+    assert "Delete the run's directory" in message
+
+
+def test_a_metric_log_cut_mid_row_fails(tmp_path):
+    metrics, run_json, snapshots = _stored_run(tmp_path)
+    metrics.write_text(metrics.read_text()[:-25])
+    with pytest.raises(CorruptFile, match="metrics.csv"):
+        extract_run(metrics, run_json, snapshots, THRESHOLDS)
+
+
+def test_a_truncated_run_json_fails_naming_it(tmp_path):
+    metrics, run_json, snapshots = _stored_run(tmp_path)
+    run_json.write_text(run_json.read_text()[:30])
+    with pytest.raises(CorruptFile, match="run.json"):
+        extract_run(metrics, run_json, snapshots, THRESHOLDS)
+
+
+def test_a_missing_checkpoint_snapshot_fails_naming_it(tmp_path):
+    metrics, run_json, snapshots = _stored_run(tmp_path)
+    (snapshots / "step_0000400.pt").unlink()
+    with pytest.raises(CorruptFile, match="step_0000400.pt"):
+        extract_run(metrics, run_json, snapshots, THRESHOLDS)

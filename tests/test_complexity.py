@@ -58,3 +58,26 @@ def test_the_first_layer_shortcut_counts_what_the_frame_points_give():
     assert fast.shape == general.shape == (40, 3, 3)
     assert torch.equal(fast, general)
     assert 0 < fast[:, 1].sum() < fast[:, 2].sum()  # boundaries found, more with a larger frame
+    with_output = local_complexity(model, x, v, radii, chunk=7, output=True)
+    assert torch.equal(with_output, local_complexity(nn.Sequential(nn.Identity(), *model), x, v, radii, output=True))
+    assert torch.equal(with_output[..., :-1], fast) and with_output.shape == (40, 3, 4)
+
+
+def test_the_output_layer_count_adds_exactly_the_output_units_that_cross_the_frame():
+    """Hidden units biased far positive never change sign; outputs 0 and 1 are zero at the origin (x_0 and x_1
+    planes) and output 2 never is: around the origin the reference count (output included) is the hidden
+    count + 2, far from both planes + 0, and the hidden count is the same with and without the option."""
+    model = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 3)).double()
+    with torch.no_grad():
+        model[0].weight.copy_(torch.eye(2))
+        model[0].bias.fill_(10.0)
+        model[2].weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]]))
+        model[2].bias.copy_(torch.tensor([-10.0, -10.0, 100.0]))
+    x = torch.tensor([[0.0, 0.0], [5.0, 5.0]], dtype=torch.float64)
+    v = frame_directions(2, 2, torch.Generator().manual_seed(0), dtype=torch.float64)
+    hidden = local_complexity(model, x, v, [0.1])
+    both = local_complexity(model, x, v, [0.1], output=True)
+    assert hidden.shape == (2, 1, 1) and both.shape == (2, 1, 2)
+    assert torch.equal(both[..., :1], hidden) and (hidden == 0).all()
+    assert both[:, 0, 1].tolist() == [2, 0]
+    assert (both.sum(-1) - hidden.sum(-1)).flatten().tolist() == [2, 0]

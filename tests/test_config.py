@@ -102,3 +102,100 @@ def test_default_evaluations_are_at_least_as_dense_as_omnigroks():
     g = _default()["grokking"]
     steps = evaluation_steps(g["max_steps"], g["evaluation"]["per_decade"], g["evaluation"]["max_interval"])
     assert max(b - a for a, b in zip(steps, steps[1:])) <= 667
+
+
+# --- settings that contradict each other, or the data (issue 25) ------------------------------------------------
+
+ALL_GROUPS = [{"init_scale": a, "weight_decay": w} for a in (1, 8) for w in (0.01, 0.1)]
+
+
+@pytest.mark.parametrize("update, key, fix", [
+    ({"grokking": {"excluded_groups": ALL_GROUPS}}, "grokking.excluded_groups",
+     "Remove at least one group from grokking.excluded_groups"),
+    ({"adversarial": {"warmup_epochs": 10}}, "adversarial.warmup_epochs", "allowed: 0..9"),
+    ({"grokking": {"train_size": 6000}}, "grokking.train_size", "allowed: 1..4999"),
+    ({"capacity": {"dataset": "mnist_embedded", "train_size": 5000}}, "capacity.train_size", "allowed: 1..4999"),
+    ({"adversarial": {"dataset": "cifar10", "train_size": 60000}}, "adversarial.train_size", "allowed: 1..50000"),
+    ({"robustness": {"images": {"first": 3900, "count": 500}}}, "robustness.images", "first + count <= 4000"),
+    ({"similarity": {"images": {"first": 0, "count": 4500}}}, "similarity.images", "first + count <= 4000"),
+    ({"sensitivity": {"test_points": 5000}}, "sensitivity.test_points", "<= 4000"),
+    ({"sensitivity": {"train_points": 1500}}, "sensitivity.train_points", "<= 1000"),
+    ({"sensitivity": {"trajectory": {"test_points": 4001}}}, "sensitivity.trajectory.test_points", "<= 4000"),
+    ({"delayed": {"complexity": {"points": 1001}}}, "delayed.complexity.points", "<= 1000"),
+    ({"capacity": {"dataset": "mnist_embedded", "sensitivity": {"test_points": 4000}}},
+     "capacity.sensitivity.test_points", "<= 3000"),
+    ({"adversarial": {"log": {"images": 600}, "evaluation": {"images": 500}}},
+     "adversarial.log.images + adversarial.evaluation.images", "sum <= 1000"),
+    ({"adversarial": {"probes": {"images": 101}}}, "adversarial.probes.images", "allowed: 1..100"),
+    ({"representations": {"images": 801}}, "representations.images", "<= 800"),
+])
+def test_conflicting_settings_fail_naming_the_key_and_the_fix(update, key, fix):
+    with pytest.raises(ConfigError) as err:
+        validate(_merge(_default(), update))
+    message = str(err.value)
+    assert f"config key '{key}'" in message
+    assert fix in message
+
+
+def test_sizes_of_a_torchvision_set_are_its_own():
+    # 10 000 test images: a range beyond the embedded MNIST's 4 000 fits mnist's official test set
+    validate(_merge(_default(), {"grokking": {"datasets": ["mnist"]}, "adversarial": {"dataset": "mnist"},
+                                 "robustness": {"images": {"first": 3900, "count": 500}}}))
+    with pytest.raises(ConfigError, match=r"config key 'robustness.images'.*mnist"):
+        validate(_merge(_default(), {"grokking": {"datasets": ["mnist"]},
+                                     "robustness": {"images": {"first": 9900, "count": 500}}}))
+
+
+@pytest.mark.parametrize("update, key", [
+    ({"grokking": {"long_runs": [{"init_scale": 4, "weight_decay": 0.01}]}}, "config key 'grokking.long_runs[0]' = "
+     "{init_scale: 4, weight_decay: 0.01} names no group"),
+    ({"grokking": {"long_runs": [{"init_scale": 1, "weight_decay": 0.1}]}},   # the excluded control group
+     "config key 'grokking.long_runs[0]' = {init_scale: 1, weight_decay: 0.1} is also in grokking.excluded_groups"),
+    ({"grokking": {"excluded_groups": [{"init_scale": 1, "weight_decay": 0.2}]}},
+     "config key 'grokking.excluded_groups[0]' = {init_scale: 1, weight_decay: 0.2} names no group"),
+    ({"adversarial": {"dataset": "fashion_mnist"}}, "adversarial.dataset"),      # no grokking placement
+    ({"grokking": {"train_subset": "balanced"}}, "grokking.train_subset"),       # overlaps representation images
+    ({"adversarial": {"train_subset": "balanced"}}, "adversarial.train_subset"),
+    ({"adversarial": {"train_size": 500}}, "grokking.train_size"),               # beyond adversarial.train_size
+])
+def test_choices_with_a_hidden_consequence_are_warned_before_the_plan(update, key, capsys):
+    validate(_default())
+    assert "WARNING" not in capsys.readouterr().err  # the default study warns of nothing
+    validate(_merge(_default(), update))
+    err = capsys.readouterr().err
+    assert "WARNING (config)" in err and key in err
+
+
+def test_an_unavailable_device_is_named():
+    import torch
+
+    from robustgen.train import resolve_device
+
+    if torch.cuda.is_available():
+        name = f"cuda:{torch.cuda.device_count()}"  # one past the last GPU
+    else:
+        name = "cuda"
+    with pytest.raises(ConfigError) as err:
+        resolve_device(name)
+    assert f"config key 'device' = {name}" in str(err.value) and "device: auto or cpu" in str(err.value)
+    assert resolve_device("cpu") == torch.device("cpu")
+
+
+def test_snakemake_refuses_conflicting_settings_before_any_job(workflow_factory):
+    wf = workflow_factory()
+    proc = wf.run("-n", "--config", "grokking={train_size: 6000}", check=False)
+    assert proc.returncode != 0
+    output = proc.stdout + proc.stderr
+    assert "config key 'grokking.train_size' = 6000" in output and "allowed: 1..4999" in output
+    assert not (wf.workdir / "results").exists()
+    # a warning comes before the plan, which is still made
+    proc = wf.run("-n", "--config", "grokking={excluded_groups: [{init_scale: 1, weight_decay: 0.2}]}")
+    assert "WARNING (config): config key 'grokking.excluded_groups[0]'" in proc.stderr
+    assert "Job stats" in proc.stdout + proc.stderr
+
+
+def test_probed_epsilons_must_be_trained_epsilons():
+    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())
+    config["adversarial"]["probes"]["epsilons"] = [0.33]
+    with pytest.raises(ConfigError, match="adversarial.probes.epsilons"):
+        validate(config)

@@ -10,11 +10,12 @@ import torch
 from torch import nn
 
 from robustgen.data import load_embedded_mnist
-from robustgen.measures.similarity import hidden_and_output, layer_activations, linear_cka, structure
+from robustgen.measures.similarity import (cka_between, debiased_linear_cka, hidden_and_output, layer_activations,
+                                          linear_cka, structure)
 from robustgen.models import build, cnn
 from robustgen.settings import Bootstrap
 from robustgen.stages.adversarial import network_spec
-from robustgen.stages.representations import grokking_table, layers_table, summary_table
+from robustgen.stages.representations import grokking_table, layers_table, structure_table, summary_table
 
 BOOT = Bootstrap(resamples=200, seed=0)
 
@@ -81,43 +82,99 @@ def test_far_pairs_start_at_half_the_depth_rounded_up():
     assert s["long_range"] == pytest.approx(0.7)  # layer 0 vs layer 3, the last before the output
 
 
+def test_structure_scalars_of_independent_layers_have_a_floor_only_with_the_biased_estimator():
+    # five independent Gaussian "layers" of decreasing width on 400 examples: no layer resembles another
+    g = torch.Generator().manual_seed(0)
+    layers = [torch.randn(400, width, generator=g, dtype=torch.float64) for width in (1500, 800, 400, 100, 10)]
+    biased = structure(cka_between(layers, layers, estimator="linear"))
+    debiased = structure(cka_between(layers, layers, estimator="debiased"))
+    # the floor: unrelated wide layers score high, the wider neighbours higher, so even the block index is > 0
+    assert biased["near"] > 0.3 and biased["long_range"] > 0.2 and biased["block_index"] > 0.1
+    for measure in ("near", "far", "block_index", "long_range"):
+        assert abs(debiased[measure]) < 0.02
+
+
 # --- tables ------------------------------------------------------------------------------------------------------
 
 def _structures():
+    """Block index per seed: untrained 0.25, 0.20, 0.30; standard and PGD above them."""
     rows = []
-    values = {"standard": [0.30, 0.32, 0.34], "pgd": [0.10, 0.16, 0.13]}
+    values = {"untrained": [0.25, 0.20, 0.30], "standard": [0.30, 0.32, 0.34], "pgd": [0.10, 0.16, 0.13]}
     for network, per_seed in values.items():
         for seed, v in enumerate(per_seed):
             rows.append(dict(dataset="d", model="m", inputs="benign", network=network, seed=seed, near=0.9,
-                             far=0.9 - v, block_index=v, long_range=0.5))
+                             far=0.9 - v, block_index=v, long_range=0.5,
+                             block_index_minus_untrained=v - values["untrained"][seed],
+                             near_minus_untrained=0.0, far_minus_untrained=values["untrained"][seed] - v,
+                             long_range_minus_untrained=0.0, co=False, after_co=False))
     return pd.DataFrame(rows)
 
 
-def test_summary_pairs_networks_by_seed_and_gives_the_seed_baseline():
-    table = summary_table(_structures(), BOOT).set_index(["network", "measure", "statistic"])
+_NO_CKA = pd.DataFrame(columns=["dataset", "model", "inputs", "against", "network_a", "seed_a", "network_b", "seed_b",
+                                "layer_a", "layer_b", "cka", "cka_debiased"])
+
+
+def test_summary_gives_control_subtracted_seed_level_estimates_with_their_baseline():
+    table = summary_table(_structures(), _NO_CKA, BOOT).set_index(["network", "measure", "statistic"])
     value = table.loc[("pgd", "block_index", "value")]
-    assert value["mean"] == pytest.approx(np.mean([0.10, 0.16, 0.13])) and value["n"] == 3
+    assert value["estimate"] == pytest.approx(np.mean([0.10, 0.16, 0.13])) and value["n_seeds"] == 3
     assert value["min"] == pytest.approx(0.10) and value["max"] == pytest.approx(0.16)
+    # seed baseline of the raw value: per seed, mean |x_s − x_s′| over the others: 0.045, 0.045, 0.03
+    assert value["baseline_estimate"] == pytest.approx(np.mean([0.045, 0.045, 0.03]))
+    control = table.loc[("standard", "block_index", "minus_untrained")]
+    assert control["estimate"] == pytest.approx(np.mean([0.05, 0.12, 0.04]))
+    assert (control["min"], control["max"]) == pytest.approx((0.04, 0.12))
+    # the control cancels in the paired difference: pgd − standard of the same seed
     paired = table.loc[("pgd", "block_index", "minus_standard")]
-    assert paired["mean"] == pytest.approx(np.mean([-0.20, -0.16, -0.21]))
+    assert paired["estimate"] == pytest.approx(np.mean([-0.20, -0.16, -0.21]))
     assert (paired["min"], paired["max"]) == pytest.approx((-0.21, -0.16))  # seed by seed, not across seeds
-    assert paired["ci_low"] <= paired["mean"] <= paired["ci_high"] < 0
-    baseline = table.loc[("standard", "block_index", "seed_baseline")]
-    assert baseline["mean"] == pytest.approx(np.mean([0.02, 0.04, 0.02])) and baseline["n"] == 3
+    assert paired["ci_low"] <= paired["estimate"] <= paired["ci_high"] < 0
+    # its baseline: two standard networks' control-subtracted scalars (0.05, 0.12, 0.04) apart
+    assert paired["baseline_estimate"] == pytest.approx(np.mean([(0.07 + 0.01) / 2, (0.07 + 0.08) / 2,
+                                                                 (0.01 + 0.08) / 2]))
+    assert paired["baseline_n_seeds"] == 3 and paired["baseline"].startswith("|standard - untrained")
     assert ("standard", "block_index", "minus_standard") not in table.index
+    assert ("untrained", "block_index", "minus_untrained") not in table.index
+    assert table.loc[("untrained", "block_index", "value"), "estimate"] == pytest.approx(0.25)
 
 
-def test_layers_table_separates_same_seed_pairs_from_the_seed_baseline():
+def test_overfitting_compares_deep_and_shallow_change_of_collapsed_runs_with_runs_without_co():
     rows = []
-    for a, b, sa, sb, value in [("standard", "pgd", 0, 0, 0.8), ("standard", "pgd", 1, 1, 0.6),
-                                ("standard", "standard", 0, 1, 0.95), ("standard", "standard", 0, 0, 1.0)]:
-        rows += [dict(dataset="d", model="m", inputs="benign", network_a=a, seed_a=sa, network_b=b, seed_b=sb,
-                      layer_a=layer, layer_b=layer, cka=value) for layer in ("relu1", "output")]
+    # 4 layers: shallow = the first 2. FGSM seed 0 collapsed after its best network: deep layers change by
+    # 0.6, shallow by 0.1; PGD seeds 0, 1 did not collapse: everything changes by 0.1 / 0.2 (deep) .
+    changes = {("fgsm", 0): [0.1, 0.1, 0.6, 0.6], ("pgd", 0): [0.1, 0.1, 0.1, 0.1], ("pgd", 1): [0.0, 0.0, 0.2, 0.2]}
+    for (method, seed), change in changes.items():
+        rows += [dict(dataset="d", model="m", inputs="benign", against="none", network_a=f"{method}_best", seed_a=seed,
+                      network_b=method, seed_b=seed, layer_a=f"l{k}", layer_b=f"l{k}", cka=0.0, cka_debiased=1 - c)
+                 for k, c in enumerate(change)]
+    structures = pd.DataFrame([dict(dataset="d", model="m", inputs="benign", network=f"{m}_best", seed=s,
+                                    co=m == "fgsm", after_co=False) for m, s in changes])
+    table = summary_table(structures.assign(**{m: 0.0 for m in ("near", "far", "block_index", "long_range")},
+                                            **{f"{m}_minus_untrained": 0.0 for m in ("near", "far", "block_index",
+                                                                                    "long_range")}),
+                          pd.DataFrame(rows), BOOT).set_index(["network", "measure", "statistic"])
+    fgsm = table.loc[("fgsm", "overfit_deep_minus_shallow", "co")]
+    assert fgsm["estimate"] == pytest.approx(0.5) and fgsm["n_seeds"] == 1
+    assert fgsm["baseline_estimate"] == pytest.approx(np.mean([0.0, 0.2])) and fgsm["baseline_n_seeds"] == 2
+    assert table.loc[("fgsm", "overfit_deep_change", "co"), "estimate"] == pytest.approx(0.6)
+    assert table.loc[("pgd", "overfit_shallow_change", "co"), "n_seeds"] == 0  # no PGD run collapsed
+
+
+def test_layers_table_averages_two_seed_pairs_per_seed_and_puts_the_baseline_beside():
+    rows = []
+    for a, b, sa, sb, value in [("standard", "pgd", 0, 1, 0.8), ("standard", "pgd", 1, 0, 0.6),
+                                ("standard", "standard", 0, 1, 0.95), ("standard", "standard", 1, 0, 0.95),
+                                ("pgd_best", "pgd", 0, 0, 0.7), ("standard", "standard", 0, 0, 1.0)]:
+        rows += [dict(dataset="d", model="m", inputs="benign", against="none", network_a=a, seed_a=sa, network_b=b,
+                      seed_b=sb, layer_a=layer, layer_b=layer, cka=0.0, cka_debiased=value)
+                 for layer in ("relu1", "output")]
     table = layers_table(pd.DataFrame(rows), BOOT).set_index(["comparison", "layer"])
-    assert table.loc[("standard vs pgd", "relu1"), "mean"] == pytest.approx(0.7)
-    assert table.loc[("standard vs pgd", "relu1"), "n"] == 2
-    assert table.loc[("standard vs standard (two seeds)", "output"), "mean"] == pytest.approx(0.95)
-    assert len(table) == 4  # a network with itself is no comparison
+    row = table.loc[("standard vs pgd (two seeds)", "relu1")]
+    assert row["estimate"] == pytest.approx(0.7) and row["n_seeds"] == 2 and row["init"] == "independent"
+    assert row["baseline"] == "standard vs standard (two seeds)" and row["baseline_estimate"] == pytest.approx(0.95)
+    best = table.loc[("pgd_best vs pgd", "output")]
+    assert best["init"] == "same run" and best["estimate"] == pytest.approx(0.7) and best["baseline"] == ""
+    assert len(table) == 6  # a network with itself is no comparison
 
 
 def test_grokking_table_gives_the_paired_difference_per_grokking_seed():
@@ -171,29 +228,91 @@ def test_compare_pairs_the_stored_networks_and_attacks_the_row_network(tmp_path)
     runs, nets = zip(*stored.values())
     s = RepresentationComparison(images=30, pgd_inputs=InputAttack(steps=2, step=0.5))
     cka = compare(tmp_path / "split.pt", list(runs), list(nets), s, CkaEstimator("linear", 1.0, 0), "cpu")
-    pairs = set(zip(cka.inputs, cka.network_a, cka.seed_a, cka.network_b, cka.seed_b))
-    assert ("benign", "pgd_best", 0, "pgd", 0) in pairs and ("benign", "fgsm_best", 0, "fgsm", 0) in pairs
-    assert ("benign", "fgsm_best", 1, "fgsm", 1) not in pairs and ("benign", "fgsm", 0, "fgsm", 1) in pairs
+    pairs = set(zip(cka.inputs, cka.against, cka.network_a, cka.seed_a, cka.network_b, cka.seed_b))
+    assert ("benign", "none", "pgd_best", 0, "pgd", 0) in pairs
+    assert ("benign", "none", "fgsm_best", 0, "fgsm", 0) in pairs
+    assert ("benign", "none", "fgsm_best", 1, "fgsm", 1) not in pairs
+    # kinds are compared between seeds only (no shared initialisation), each ordered pair, and so is the baseline
+    assert ("benign", "none", "standard", 0, "pgd", 1) in pairs and ("benign", "none", "standard", 1, "pgd", 0) in pairs
+    assert ("benign", "none", "standard", 0, "pgd", 0) not in pairs
+    assert ("benign", "none", "fgsm", 1, "fgsm", 0) in pairs
+    assert {("pgd", side, "standard", 0, "pgd", 1) for side in "ab"} <= pairs
+    assert ("benign", "none", "untrained", 1, "untrained", 1) in pairs
+    assert ("pgd", "a", "untrained", 0, "untrained", 0) in pairs
     x = as_float(split.test_x[20:50])  # after the 10 log and 10 evaluation images
 
     def network(path, which):
         blob = load_file(path)
         return from_state(blob["model_spec"], blob["networks"][which]["state_dict"])
 
-    def table(inputs, a, sa, b, sb, la, lb):
-        rows = cka[(cka.inputs == inputs) & (cka.network_a == a) & (cka.seed_a == sa) & (cka.network_b == b)
-                   & (cka.seed_b == sb) & (cka.layer_a == la) & (cka.layer_b == lb)]
-        return rows.cka.item()
+    def table(inputs, against, a, sa, b, sb, la, lb, value="cka"):
+        rows = cka[(cka.inputs == inputs) & (cka.against == against) & (cka.network_a == a) & (cka.seed_a == sa)
+                   & (cka.network_b == b) & (cka.seed_b == sb) & (cka.layer_a == la) & (cka.layer_b == lb)]
+        return rows[value].item()
 
     best, final = network(stored[("pgd", 0)][1], "best"), network(stored[("pgd", 0)][1], "final")
-    expected = linear_cka(hidden_and_output(best, x)["relu1"], hidden_and_output(final, x)["relu3"]).item()
-    assert table("benign", "pgd_best", 0, "pgd", 0, "relu1", "relu3") == pytest.approx(expected, abs=1e-9)
-    # PGD inputs of standard vs PGD (seed 1): made against the standard (row) network, with its generator
-    standard, robust = network(stored[("standard", 1)][1], "final"), network(stored[("pgd", 1)][1], "final")
+    acts_best, acts_final = hidden_and_output(best, x), hidden_and_output(final, x)
+    expected = linear_cka(acts_best["relu1"], acts_final["relu3"]).item()
+    assert table("benign", "none", "pgd_best", 0, "pgd", 0, "relu1", "relu3") == pytest.approx(expected, abs=1e-9)
+    debiased = debiased_linear_cka(acts_best["relu1"], acts_final["relu3"]).item()
+    assert debiased != pytest.approx(expected, abs=1e-3)
+    value = table("benign", "none", "pgd_best", 0, "pgd", 0, "relu1", "relu3", "cka_debiased")
+    assert value == pytest.approx(debiased, abs=1e-9)
+    # the control: seed 1's initialisation, the same network whichever run of the seed it is rebuilt from
+    torch.manual_seed(1)
+    untrained = build(spec).eval()
+    acts = hidden_and_output(untrained, x)
+    assert table("benign", "none", "untrained", 1, "untrained", 1, "relu2", "output") == pytest.approx(
+        linear_cka(acts["relu2"], acts["output"]).item(), abs=1e-9)
+    # PGD inputs of standard (seed 1) vs PGD (seed 0): made against network b (the PGD network), fed to both
+    standard, robust = network(stored[("standard", 1)][1], "final"), network(stored[("pgd", 0)][1], "final")
     y = split.test_y[20:50]
-    generator = torch.Generator().manual_seed(1000 * NETWORKS.index("standard") + 1)
-    attacked = linf_ascent(standard, x, y, loss="cross_entropy", eps=0.3, ascent=pgd(2, 0.5), generator=generator)
+    generator = torch.Generator().manual_seed(1000 * NETWORKS.index("pgd") + 0)
+    attacked = linf_ascent(robust, x, y, loss="cross_entropy", eps=0.3, ascent=pgd(2, 0.5), generator=generator)
     assert not torch.equal(attacked, x)
     expected = linear_cka(hidden_and_output(standard, attacked)["relu1"],
                           hidden_and_output(robust, attacked)["output"]).item()
-    assert table("pgd", "standard", 1, "pgd", 1, "relu1", "output") == pytest.approx(expected, abs=1e-9)
+    assert table("pgd", "b", "standard", 1, "pgd", 0, "relu1", "output") == pytest.approx(expected, abs=1e-9)
+    assert table("pgd", "a", "standard", 1, "pgd", 0, "relu1", "output") != pytest.approx(expected, abs=1e-6)
+    # the tables read it: the control's scalars from its debiased matrix, subtracted from each network's
+    verdicts = pd.DataFrame([dict(network=n, seed=sd, co=False, after_co=False) for n, sd in stored])
+    structures = structure_table(cka, verdicts).set_index(["inputs", "network", "seed"])
+    own = cka[(cka.inputs == "benign") & (cka.network_a == "untrained") & (cka.network_b == "untrained")
+              & (cka.seed_a == 1) & (cka.seed_b == 1)]
+    control = structure(torch.tensor(own.pivot(index="layer_a", columns="layer_b", values="cka_debiased")
+                                     .reindex(index=list(acts), columns=list(acts)).to_numpy()))
+    assert structures.loc[("benign", "untrained", 1), "block_index"] == pytest.approx(control["block_index"])
+    assert structures.loc[("benign", "pgd", 1), "block_index_minus_untrained"] == pytest.approx(
+        structures.loc[("benign", "pgd", 1), "block_index"] - control["block_index"])
+    summary = summary_table(structures.reset_index(), cka, BOOT)
+    assert set(summary.statistic) == {"value", "minus_untrained", "minus_standard", "co"}
+    co = summary[summary.statistic == "co"]  # no run collapsed: the 3 best networks (PGD 0, 1; FGSM 0) are the baseline
+    assert (co.n_seeds == 0).all() and (co.baseline_n_seeds == 3).all()
+    layers = layers_table(cka, BOOT)
+    assert set(layers.loc[layers.inputs == "pgd", "against"]) == {"a", "b"}
+    assert (layers.loc[layers.comparison == "standard vs fgsm (two seeds)", "baseline"]
+            == "standard vs standard (two seeds)").all()
+
+
+def test_the_control_is_the_initialisation_the_adversarial_stage_trains_from(tmp_path):
+    """A run with learning rate 0 never moves: its stored final network is its initialisation."""
+    from robustgen.data import save_split
+    from robustgen.io import load_file
+    from robustgen.settings import AdversarialTraining, PgdTraining, RobustEvaluation, TrainingLog
+    from robustgen.stages.adversarial import run
+    from robustgen.stages.representations import initial_network
+
+    save_split(load_embedded_mnist(train_size=100, split_seed=0), tmp_path / "split.pt")
+    frozen = AdversarialTraining(epochs=1, batch_size=50, lr=0.0, warmup_epochs=0, dtype="float32",
+                                 pgd=PgdTraining(steps=1, step=1.0), log=TrainingLog(every=2, images=10, pgd_steps=1),
+                                 evaluation=RobustEvaluation(images=10, steps=1, step=1.0, restarts=1))
+    run(tmp_path / "split.pt", frozen, model="cnn", method="standard", eps=0.1, beta=0.0, seed=3, device="cpu",
+        log_path=tmp_path / "log.csv", run_path=tmp_path / "run.json", networks_path=tmp_path / "networks.pt")
+    blob = load_file(tmp_path / "networks.pt")
+    state = torch.get_rng_state()
+    init = initial_network(blob["model_spec"], 3, device="cpu", dtype=torch.float32).state_dict()
+    assert torch.equal(torch.get_rng_state(), state)  # the global generator is left where it was
+    stored = blob["networks"]["final"]["state_dict"]
+    assert stored.keys() == init.keys() and all(torch.equal(stored[k], init[k]) for k in init)
+    other = initial_network(blob["model_spec"], 4, device="cpu", dtype=torch.float32).state_dict()
+    assert not all(torch.equal(stored[k], other[k]) for k in init)

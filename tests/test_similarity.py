@@ -138,3 +138,18 @@ def ref_hsic_unbiased_fast(k, l):
     n, one = len(k), np.ones(len(k))
     return (np.trace(k @ l) + (one @ k @ one) * (one @ l @ one) / ((n - 1) * (n - 2))
             - 2 / (n - 2) * one @ k @ l @ one) / (n * (n - 3))
+
+
+def test_a_representation_from_given_gram_matrices_equals_the_one_from_activations():
+    # the representation stage computes linear Gram matrices once for the biased and the debiased estimator
+    from robustgen.measures.similarity import Representation
+
+    x, y = _data(n=40)
+    for estimator in ("linear", "debiased"):
+        given = Representation([x, y], estimator=estimator, grams=[gram_linear(x), gram_linear(y)])
+        own = Representation([x, y], estimator=estimator)
+        torch.testing.assert_close(given.cka(own), own.cka(own), rtol=1e-12, atol=1e-12)
+    debiased = Representation([x, y], estimator="debiased", grams=[gram_linear(x), gram_linear(y)]).cka(
+        Representation([x, y], estimator="debiased"))
+    assert debiased[0, 1].item() == pytest.approx(debiased_linear_cka(x, y).item(), abs=1e-12)
+    assert debiased[0, 1].item() != pytest.approx(linear_cka(x, y).item(), abs=1e-4)

@@ -129,3 +129,23 @@ def test_grokking_stop_rule():
     assert stop(history) is None                       # 90 steps after
     history.append(dict(step=160, test_acc=0.80))
     assert stop(history) == "generalised"              # 100 steps after the first crossing
+
+
+def test_progress_lines_are_time_based_and_change_no_result(capsys):
+    _, quiet = _run(3, progress_every=None)
+    assert "progress:" not in capsys.readouterr().out
+    model, default = _run(3)  # the default interval (20 s): a run of a fraction of a second prints none
+    assert "progress:" not in capsys.readouterr().out
+    _, chatty = _run(3, progress_every=0.0)  # a line after every step
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("progress:")]
+    assert len(lines) == chatty.steps == 200
+    assert lines[0].startswith("progress: step 1/200 (0.5 %), train acc ")
+    assert "test acc" in lines[-1] and "elapsed" in lines[-1] and "left at this pace" in lines[-1]
+    assert lines[-1].startswith("progress: step 200/200 (100.0 %)")
+    assert quiet.history == default.history == chatty.history
+
+
+def test_progress_duration_format():
+    from robustgen.train import _duration
+
+    assert [_duration(s) for s in (4.4, 65, 3600 + 7 * 60 + 3)] == ["4 s", "1 min 05 s", "1 h 07 min"]

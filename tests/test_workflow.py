@@ -91,7 +91,7 @@ def test_adding_a_seed_schedules_only_the_new_runs(smoke):
                     "robustness_figures": 1, "sensitivity_checkpoints": 2, "sensitivity_trajectory": 3,
                     "sensitivity_tables": 1, "sensitivity_figures": 1, "similarity_run": 2, "similarity_seeds": 2,
                     "similarity_tables": 1, "similarity_figures": 1, "measure_delayed": 3, "delayed_tables": 1,
-                    "delayed_figures": 1, "all": 1}
+                    "delayed_figures": 1, "claims": 1, "all": 1}
 
 
 def test_changing_a_threshold_reruns_extraction_never_training(smoke):
@@ -103,18 +103,18 @@ def test_changing_a_threshold_reruns_extraction_never_training(smoke):
                     "sensitivity_checkpoints": 2, "sensitivity_tables": 1, "sensitivity_figures": 1,
                     "sensitivity_slices": 1, "similarity_run": 2, "similarity_seeds": 2, "similarity_tables": 1,
                     "similarity_figures": 1, "measure_delayed": 3, "delayed_tables": 1, "delayed_figures": 1,
-                    "all": 1}
+                    "claims": 1, "all": 1}
 
 
 def test_changing_a_probe_knob_reruns_only_probes(smoke):
     jobs = smoke.planned_jobs("--configfile", SMOKE, "--config", "robustness={grid_deltas: [0.2]}")
-    assert jobs == {"probe_checkpoints": 2, "robustness_tables": 1, "robustness_figures": 1, "all": 1}
+    assert jobs == {"probe_checkpoints": 2, "robustness_tables": 1, "robustness_figures": 1, "claims": 1, "all": 1}
     jobs = smoke.planned_jobs("--configfile", SMOKE, "--config", "robustness={draws: 3}")
     # the adversarially trained networks are probed with the same random-noise search; the delayed stage
     # shows the trajectory's radius, of the GrokAlign run too
     assert jobs == {"probe_checkpoints": 2, "probe_trajectory": 3, "robustness_tables": 1,
                     "robustness_figures": 1, "probe_adversarial": 5, "adversarial_tables": 1,
-                    "adversarial_figures": 1, "delayed_tables": 1, "delayed_figures": 1, "all": 1}
+                    "adversarial_figures": 1, "delayed_tables": 1, "delayed_figures": 1, "claims": 1, "all": 1}
     jobs = smoke.planned_jobs("--configfile", SMOKE, "--config", "robustness={adversarial: {steps: 4}}")
     assert jobs["measure_delayed"] == 3 and "probe_trajectory" not in jobs  # the bisection does not read it
 
@@ -206,13 +206,13 @@ def test_robustness_tables_agree_with_the_per_image_probes(smoke):
 
 def test_changing_a_sensitivity_knob_reruns_only_sensitivity(smoke):
     jobs = smoke.planned_jobs("--configfile", SMOKE, "--config", "sensitivity={ellipses: 6}")
-    assert jobs == {"sensitivity_checkpoints": 2, "sensitivity_tables": 1, "sensitivity_figures": 1, "all": 1}
+    assert jobs == {"sensitivity_checkpoints": 2, "sensitivity_tables": 1, "sensitivity_figures": 1, "claims": 1, "all": 1}
     jobs = smoke.planned_jobs("--configfile", SMOKE, "--config", "sensitivity={seed: 3}")
     # the ellipses through the adversarially trained networks' test points are drawn with the same seed
     assert jobs == {"sensitivity_checkpoints": 2, "sensitivity_trajectory": 3, "sensitivity_tables": 1,
                     "sensitivity_figures": 1, "sensitivity_slices": 1, "probe_adversarial": 5,
                     "adversarial_tables": 1, "adversarial_figures": 1, "delayed_tables": 1,
-                    "delayed_figures": 1, "all": 1}
+                    "delayed_figures": 1, "claims": 1, "all": 1}
 
 
 def test_sensitivity_tables_agree_with_the_per_item_measurements(smoke):
@@ -235,7 +235,7 @@ def test_sensitivity_tables_agree_with_the_per_item_measurements(smoke):
 def test_widening_the_capacity_grid_schedules_only_the_new_networks(smoke):
     jobs = smoke.planned_jobs("--configfile", SMOKE, "--config", "capacity={widths: [32, 128, 256]}")
     assert jobs == {"train_capacity": 2, "capacity_sensitivity": 2, "capacity_tables": 1, "capacity_figures": 1,
-                    "all": 1}
+                    "claims": 1, "all": 1}
 
 
 def test_capacity_sweep_table_matches_the_networks(smoke):
@@ -311,11 +311,12 @@ def test_adversarial_tables_hold_every_run_and_its_evaluation(smoke):
     tables = smoke.workdir / "results" / "tables"
     runs = pd.read_csv(tables / "adversarial_runs.csv")
     assert sorted(zip(runs.method, runs.eps, runs.beta)) == sorted(ADVERSARIAL_RUNS)
-    assert runs["pgd50_final"].between(0, 1).all() and runs["co_form"].isin(["collapse", "no_gain"]).eq(runs["co"]).all()
+    assert runs["pgd50_final"].between(0, 1).all() and runs["co_verdict"].eq("collapse").eq(runs["co"]).all()
     run_dir = smoke.workdir / "results" / "adversarial" / "mnist_embedded" / "cnn" / "fgsm_eps0.3_beta0.2_seed0"
     log = pd.read_csv(run_dir / "log.csv")
     row = runs[(runs.method == "fgsm") & (runs.beta == 0.2)].iloc[0]
-    assert row["best_pgd_acc"] == log["pgd_acc"].max() and row["final_pgd_acc"] == log["pgd_acc"].iloc[-1]
+    assert row["best_pgd_acc"] == log.loc[log["step"] >= row["warmup_steps"], "pgd_acc"].max()
+    assert row["final_pgd_acc"] == log["pgd_acc"].iloc[-1]
     onset = pd.read_csv(tables / "adversarial_onset.csv")
     assert set(onset.loc[onset.scope == "method", "method"]) == {"fgsm", "pgd"}  # the methods with two ε
     probes = pd.read_csv(tables / "adversarial_probes.csv")
@@ -327,14 +328,14 @@ def test_changing_the_co_rule_retrains_nothing(smoke):
     jobs = smoke.planned_jobs("--configfile", SMOKE, "--config", "adversarial={overfitting: {drop: 0.1}}")
     # the representation tables carry each run's CO verdict
     assert jobs == {"probe_adversarial": 5, "adversarial_tables": 1, "adversarial_figures": 1,
-                    "representation_tables": 1, "representation_figures": 1, "all": 1}
+                    "representation_tables": 1, "representation_figures": 1, "claims": 1, "all": 1}
 
 
 def test_adding_a_beta_schedules_only_its_runs(smoke):
     jobs = smoke.planned_jobs("--configfile", SMOKE, "--config",
                               "adversarial={feature: {method: fgsm, epsilon: 0.3, betas: [0.2, 0.1]}}")
     assert jobs == {"train_adversarial": 1, "probe_adversarial": 1, "adversarial_tables": 1,
-                    "adversarial_figures": 1, "all": 1}
+                    "adversarial_figures": 1, "claims": 1, "all": 1}
 
 
 def test_an_adversarial_run_by_hand_reproduces_the_studys_log(smoke, tmp_path):
@@ -373,7 +374,7 @@ def test_representation_tables_hold_every_network_and_a_cka_recomputed_by_hand(s
     # every final network, and a best one exactly where it is another network than the final one
     from robustgen.io import read_json
 
-    expected = {(n, s) for n in ("standard", "pgd", "fgsm") for s in (0, 1)}
+    expected = {(n, s) for n in ("standard", "pgd", "fgsm", "untrained") for s in (0, 1)}
     for method, seed in [(m, s) for m in ("pgd", "fgsm") for s in (0, 1)]:
         steps = read_json(results / "adversarial" / "mnist_embedded" / "cnn" / f"{method}_eps0.3_beta0_seed{seed}"
                           / "run.json")["evaluation"]
@@ -381,11 +382,11 @@ def test_representation_tables_hold_every_network_and_a_cka_recomputed_by_hand(s
             expected.add((f"{method}_best", seed))
     assert set(zip(benign.network, benign.seed)) == expected and len(benign) == len(expected)
     assert (benign.step[benign.network.str.endswith("_best")] < benign.steps[benign.network.str.endswith("_best")]).all()
-    assert set(structures.loc[structures.inputs == "pgd", "network"]) == {"standard", "pgd", "fgsm"}
+    assert set(structures.loc[structures.inputs == "pgd", "network"]) == {"standard", "pgd", "fgsm", "untrained"}
     summary = pd.read_csv(results / "tables" / "representation_summary.csv")
-    baseline = summary[(summary.statistic == "seed_baseline") & (summary.measure == "block_index")]
-    both_seeds = baseline.network.isin(["standard", "pgd", "fgsm"])
-    assert (baseline.n[both_seeds] == 1).all()  # two seeds: one pair
+    value = summary[(summary.statistic == "value") & (summary.measure == "block_index")]
+    both_seeds = value.network.isin(["standard", "pgd", "fgsm", "untrained"])
+    assert (value.baseline_n_seeds[both_seeds] == 2).all()  # two seeds: one value per seed
     cka = pd.read_csv(results / "representations" / "mnist_embedded" / "cnn" / "cka.csv")
     own = cka[(cka.inputs == "benign") & (cka.network_a == "standard") & (cka.network_b == "standard")
               & (cka.seed_a == 0) & (cka.seed_b == 0)]
@@ -408,15 +409,15 @@ def test_representation_tables_hold_every_network_and_a_cka_recomputed_by_hand(s
 
 def test_representation_knobs_rerun_only_what_reads_them(smoke):
     jobs = smoke.planned_jobs("--configfile", SMOKE, "--config", "representations={pgd_inputs: {steps: 4}}")
-    assert jobs == {"compare_representations": 1, "representation_tables": 1, "representation_figures": 1, "all": 1}
+    assert jobs == {"compare_representations": 1, "representation_tables": 1, "representation_figures": 1, "claims": 1, "all": 1}
     jobs = smoke.planned_jobs("--configfile", SMOKE, "--config", "representations={bootstrap: {resamples: 300}}")
     assert jobs == {"place_grokking": 1, "grokking_placement_figure": 1, "representation_tables": 1,
-                    "representation_figures": 1, "all": 1}
+                    "representation_figures": 1, "claims": 1, "all": 1}
     # a new seed: its 3 networks and 2 of the grokking family, nothing of the adversarial stage
     jobs = smoke.planned_jobs("--configfile", SMOKE, "--config", "representations={seeds: [0, 1, 2]}")
     assert jobs == {"train_adversarial": 5, "compare_representations": 1, "place_grokking": 1,
                     "grokking_placement_figure": 1, "representation_tables": 1, "representation_figures": 1,
-                    "all": 1}
+                    "claims": 1, "all": 1}
 
 
 def test_delayed_stage_follows_long_and_penalised_runs_and_a_measure_recomputed_by_hand(smoke):
@@ -456,14 +457,48 @@ def test_delayed_stage_follows_long_and_penalised_runs_and_a_measure_recomputed_
 
 
 def test_delayed_knobs_rerun_only_what_reads_them(smoke):
-    jobs = smoke.planned_jobs("--configfile", SMOKE, "--config", "delayed={onset: {robust_factor: 3}}")
-    assert jobs == {"delayed_tables": 1, "delayed_figures": 1, "all": 1}
+    jobs = smoke.planned_jobs("--configfile", SMOKE, "--config", "delayed={onset: {robust_fraction: 0.75}}")
+    assert jobs == {"delayed_tables": 1, "delayed_figures": 1, "claims": 1, "all": 1}
     jobs = smoke.planned_jobs("--configfile", SMOKE, "--config", "delayed={complexity: {points: 25}}")
-    assert jobs == {"measure_delayed": 3, "delayed_tables": 1, "delayed_figures": 1, "all": 1}
+    assert jobs == {"measure_delayed": 3, "delayed_tables": 1, "delayed_figures": 1, "claims": 1, "all": 1}
     # a second λ: its run and what follows it, nothing of the runs already there
     jobs = smoke.planned_jobs("--configfile", SMOKE, "--config", "grokking={jacobian_penalties: [0.001, 0.01]}")
     assert jobs == {"train_grokking": 1, "extract_checkpoints": 1, "probe_trajectory": 1, "sensitivity_trajectory": 1,
-                    "measure_delayed": 1, "delayed_tables": 1, "delayed_figures": 1, "all": 1}
+                    "measure_delayed": 1, "delayed_tables": 1, "delayed_figures": 1, "claims": 1, "all": 1}
     # no long runs: the α = 8 run is retrained with the early stop, its penalised twin is no longer asked for
     jobs = smoke.planned_jobs("--configfile", SMOKE, "--config", "grokking={long_runs: []}")
     assert jobs["train_grokking"] == 1 and jobs["measure_delayed"] == 1
+
+
+def test_claims_are_evaluated_from_the_studys_tables_and_the_results_page_is_written_from_them(smoke, tmp_path):
+    """Every registered claim has a row with a verdict; the claims are recomputed from the study's own tables
+    with the same result; the report and the results page come from them, stamped."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    from robustgen.settings import Bootstrap, ClaimRule
+    from robustgen.stages.claims import CLAIMS, VERDICTS, evaluate
+
+    results = smoke.workdir / "results"
+    claims = pd.read_csv(results / "tables" / "claims.csv")
+    assert list(claims["id"]) == [c.id for c in CLAIMS] and claims["verdict"].isin(VERDICTS).all()
+    # the grokking claims read the smoke study's own runs: α = 1 generalises without memorising first
+    assert claims.set_index("id").loc["omnigrok_alpha1_no_delay", "n"] == 1
+    tables = {p.stem: pd.read_csv(p) for p in (results / "tables").glob("*.csv") if p.stem != "claims"}
+    again = evaluate(tables, ClaimRule(min_seeds=3, level=0.95, bootstrap=Bootstrap(resamples=4000, seed=0)))
+    pd.testing.assert_frame_equal(again[["id", "verdict", "n"]], claims[["id", "verdict", "n"]])
+    png = results / "figures" / "claims.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page = (results / "claims" / "claims.html").read_text()
+    stamp = pd.read_json(results / "claims" / "stamp.json", typ="series")
+    assert {"commit", "config_digest", "cores", "threads", "date"} <= set(stamp.index) and stamp["commit"] in page
+    out = tmp_path / "results.md"
+    subprocess.run([sys.executable, "-m", "robustgen", "results-page", "--results", str(results), "--output", str(out)],
+                   check=True, capture_output=True, cwd=ROOT)
+    text = out.read_text()
+    assert all(c.id in text for c in CLAIMS) and f"config digest {stamp['config_digest']}" in text
+    missing = subprocess.run([sys.executable, "-m", "robustgen", "results-page", "--results", str(tmp_path / "none"),
+                              "--output", str(tmp_path / "x.md")], capture_output=True, text=True, cwd=ROOT)
+    assert missing.returncode == 2 and "run the study first" in missing.stderr and not (tmp_path / "x.md").exists()

@@ -22,7 +22,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
 STAGES = ("Grokking", "Robustness", "Sensitivity", "Representation similarity", "Capacity", "Adversarial training",
-          "Robust vs standard representations", "Delayed robustness")
+          "Robust vs standard representations", "Delayed robustness", "Claims")
 
 
 def browser(width: int, height: int) -> webdriver.Chrome:

@@ -408,7 +408,7 @@ def representation_tables(a) -> None:
     cka = pd.read_csv(a.cka)
     structures = structure_table(cka, run_summaries(a.runs, a.logs, a.knobs["adversarial"].overfitting))
     bootstrap = a.knobs["representations"].bootstrap
-    summary = summary_table(structures, bootstrap)
+    summary = summary_table(structures, cka, bootstrap)
     write_csv(structures, a.structure)
     write_csv(summary, a.summary)
     write_csv(layers_table(cka, bootstrap), a.layers)
@@ -478,6 +478,52 @@ def delayed_figures(a) -> None:
     save_figure(figures.trajectories(mine(trajectory), mine(onsets), a.knobs["delayed"]), a.trajectories,
                 a.trajectories_pdf)
     save_figure(figures.lags(mine(lags)), a.lags_figure, a.lags_figure_pdf)
+
+
+def claims(a) -> None:
+    import json
+
+    import pandas as pd
+
+    from .figures.claims import claims_figure
+    from .io import save_figure, write_csv, write_json, write_text
+    from .pages import claims_html
+    from .stages.claims import evaluate
+
+    import datetime
+
+    import torch
+
+    from .io import read_json
+
+    tables = {Path(p).stem: pd.read_csv(p) for p in a.tables}
+    table = evaluate(tables, a.knobs["claims"])
+    threads = sorted({read_json(p).get("threads") for p in a.runs} - {None})
+    stamp = dict(json.loads(a.stamp), threads=" / ".join(map(str, threads)) or "?", torch=torch.__version__,
+                 date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+    write_csv(table, a.output)
+    write_json(stamp, a.stamp_json)
+    write_text(claims_html(table, stamp), a.page)
+    save_figure(claims_figure(table), a.figure, a.figure_pdf)
+    print(table[["id", "estimate", "ci_low", "ci_high", "n", "verdict"]].to_string(index=False))
+
+
+def results_page(a) -> None:
+    import pandas as pd
+
+    from .io import read_json, write_text
+    from .pages import results_markdown
+
+    tables = a.results / "tables"
+    claims_csv, stamp_json = tables / "claims.csv", a.results / "claims" / "stamp.json"
+    for needed in (claims_csv, stamp_json):
+        if not needed.exists():
+            raise FileNotFoundError(f"{needed} is missing: run the study first (snakemake --cores 2), "
+                                    "then this command from the same directory")
+    grokking = tables / "grokking_runs.csv"
+    write_text(results_markdown(pd.read_csv(claims_csv), read_json(stamp_json),
+                                pd.read_csv(grokking) if grokking.exists() else None), a.output)
+    print(f"results page -> {a.output}")
 
 
 STEPS = {
@@ -603,6 +649,11 @@ STEPS = {
                             files=("trajectory", "onsets", "lags"), values=dict(dataset=str),
                             reads={"delayed": views.DelayedFigure},
                             figures=("trajectories", "lags_figure")),
+    "claims": Step(claims, "claims.csv: every headline claim evaluated from the tables, with its verdict",
+                   files=("tables*", "runs*", "output", "stamp_json", "page"), values=dict(stamp=str),
+                   reads={"claims": views.ClaimRule}, figures=("figure",)),
+    "results-page": Step(results_page, "docs/results.md: the claims and grokking steps of a finished study",
+                         files=("results", "output")),
 }
 
 
@@ -699,7 +750,7 @@ def main(argv: list[str] | None = None) -> int:
         except preempted as err:
             print(f"preempted: {err}", file=sys.stderr)
             return 143  # the conventional status of a process ended by SIGTERM
-    except (ConfigError, SettingsError, DatasetUnavailable, CorruptFile) as err:
+    except (ConfigError, SettingsError, DatasetUnavailable, CorruptFile, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -21,6 +21,19 @@ TORCHVISION = {
 }
 DATASETS = (EMBEDDED, *TORCHVISION)
 
+# Image counts known before any data is read (config checks): the embedded MNIST's 5 000 digits are split into
+# train_size train / the rest test; a torchvision set has fixed train and test sets.
+EMBEDDED_SIZE = 5000
+TORCHVISION_SIZES = {"mnist": (60000, 10000), "fashion_mnist": (60000, 10000), "cifar10": (50000, 10000),
+                     "cifar100": (50000, 10000)}
+
+
+def known_sizes(name: str, train_size: int) -> tuple[int, int]:
+    """(largest allowed train_size, test set size at `train_size`) of dataset `name`, before reading it."""
+    if name == EMBEDDED:
+        return EMBEDDED_SIZE - 1, EMBEDDED_SIZE - train_size
+    return TORCHVISION_SIZES[name]
+
 
 class DatasetUnavailable(RuntimeError):
     """A dataset's files are absent and cannot be downloaded here."""

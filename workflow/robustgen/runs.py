@@ -17,9 +17,9 @@ import pandas as pd
 import torch
 
 from . import data as datasets
-from .io import load_file, read_json
+from .io import CorruptFile, load_file, read_json
 from .models import from_state
-from .train import DTYPES, resolve_device
+from .train import DTYPES, METRICS, resolve_device
 
 RUN_COLUMNS = ("dataset", "init_scale", "weight_decay", "seed")  # what identifies a run in every table
 
@@ -111,9 +111,40 @@ def milestone_snapshots(snapshot_dir: Path, count: int, device):
         yield step, from_state(blob["model_spec"], blob["state_dict"], device=device)
 
 
+def read_metrics(metrics_csv: Path, run_json: Path, run: dict | None = None) -> pd.DataFrame:
+    """A grokking run's metric log, checked against its run.json (`run`: its content, if already read): the
+    same evaluations (one row per evaluation recorded, the last at the run's final step). A log that is
+    truncated, or that belongs to another run, raises CorruptFile naming both files and what to do."""
+    run = read_json(run_json) if run is None else run
+    redo = (f"Delete the run's directory ({Path(run_json).parent}) and rerun snakemake to train the run again "
+            f"(or restore both files from the same run).")
+    try:
+        metrics = pd.read_csv(metrics_csv)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise CorruptFile(f"cannot read {metrics_csv}: {type(error).__name__}: {error}. {redo}") from error
+    text = Path(metrics_csv).read_text()
+    header, *rows = text.splitlines() or [""]
+    ragged = [i for i, row in enumerate(rows, 2) if row.count(",") != header.count(",")]
+    if not text.endswith("\n") or ragged:
+        raise CorruptFile(f"{metrics_csv} is cut short: " + (f"line {ragged[0]} has fewer fields than its header"
+                          if ragged else "its last line is incomplete (no final newline)") + f". {redo}")
+    missing = [c for c in METRICS if c not in metrics.columns]
+    if missing:
+        raise CorruptFile(f"{metrics_csv} lacks the columns {missing} of a metric log (it has "
+                          f"{list(metrics.columns)}): it is truncated or not a grokking run's log. {redo}")
+    evaluations = len(run.get("eval_seconds", [])) or None
+    last = metrics["step"].max() if len(metrics) else None
+    if metrics["step"].isna().any() or last != run["steps"] or (evaluations and len(metrics) != evaluations):
+        raise CorruptFile(
+            f"{metrics_csv} disagrees with {run_json}: the metric log has {len(metrics)} evaluations up to step "
+            f"{last}, but the run recorded {evaluations or 'its'} evaluations up to step {run['steps']} "
+            f"(stopped: {run.get('stop_reason')}). One of them is truncated or comes from another run. {redo}")
+    return metrics
+
+
 def metric_logs(run_jsons: list[Path], metric_csvs: list[Path]) -> dict[tuple, pd.DataFrame]:
     """{(dataset, α, wd, seed): metric log} of the runs."""
-    return {tuple(run_identity(r)[0].values()): pd.read_csv(m) for r, m in zip(run_jsons, metric_csvs, strict=True)}
+    return {tuple(run_identity(r)[0].values()): read_metrics(m, r) for r, m in zip(run_jsons, metric_csvs, strict=True)}
 
 
 def accuracy_by_step(logs: dict[tuple, pd.DataFrame]) -> pd.DataFrame:

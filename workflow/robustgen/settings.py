@@ -352,6 +352,13 @@ class FeatureOf:
 
 
 @dataclasses.dataclass(frozen=True)
+class ProbedRuns:
+    """adversarial.probes.epsilons: which runs the study's probes measure (all where empty)."""
+
+    epsilons: list[float]
+
+
+@dataclasses.dataclass(frozen=True)
 class AdversarialGrid:
     """adversarial.*: the runs of the stage (read by the workflow to fan out)."""
 
@@ -361,6 +368,7 @@ class AdversarialGrid:
     epsilons: list[float]
     seeds: list[int]
     feature: FeatureSweep
+    probes: ProbedRuns
 
 
 @dataclasses.dataclass(frozen=True)
@@ -389,6 +397,7 @@ class OverfittingRule:
     drop: float
     gap: float
     floor: float
+    clean_drop: float
 
 
 @dataclasses.dataclass(frozen=True)
@@ -540,7 +549,9 @@ class AdversarialSearch:
 
 @dataclasses.dataclass(frozen=True)
 class OnsetRule:
-    robust_factor: float
+    """delayed.onset.*: the robustness-onset threshold, and which local-complexity curve is timed."""
+
+    robust_fraction: float
     complexity_radius: float
     complexity_points: str
 
@@ -557,4 +568,15 @@ class DelayedFigure:
 class DelayedSummaries(DelayedFigure):
     """delayed.onset, .adversarial and .bootstrap: the onset steps, and their intervals over seeds."""
 
+    bootstrap: Bootstrap
+
+
+# --- claims ---------------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class ClaimRule:
+    """claims.*: how a claim's interval over seeds is drawn and turned into a verdict (docs/protocols.md §11)."""
+
+    min_seeds: int
+    level: float
     bootstrap: Bootstrap

@@ -24,6 +24,8 @@ from .evaluation import evaluate
 from .io import atomic_torch_save, load_file
 from .models import weight_norms
 
+PROGRESS_SECONDS = 20.0  # at most one progress line per this many seconds of wall time in a job's log
+
 METRICS = ("step", "train_loss", "train_acc", "test_loss", "test_acc", "weight_norm", "last_layer_norm")
 
 
@@ -145,6 +147,7 @@ def train(
     resume: Resume | None = None,
     perturb: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     jacobian_penalty: float = 0.0,
+    progress_every: float | None = PROGRESS_SECONDS,
 ) -> TrainResult:
     """Train `model` for up to `max_steps` minibatch steps of `batch_size` shuffled training points.
 
@@ -160,6 +163,9 @@ def train(
     inputs before the step (adversarial training: `measures.perturbations`); it must leave `.grad` alone.
     A `jacobian_penalty` > 0 adds that multiple of the batch's mean input-Jacobian norm to the loss
     (`backprop.set_gradients`; its random projections come from `generator`).
+    Every `progress_every` seconds of wall time (None: never) a progress line is printed (flushed, so `tail -f`
+    on the job's log shows it): the step, the accuracies of the last evaluation, elapsed and remaining time.
+    It reads the clock only; no result depends on it.
     """
     evaluate_at = set(eval_steps) | {max_steps}
     mlp_layers = relu_mlp_layers(model)  # explicit backpropagation for Linear/ReLU stacks, else autograd
@@ -189,6 +195,17 @@ def train(
                          resumed_from=result.resumed_from, seconds=elapsed()))
 
     last_saved = step
+    first_step, next_report = step, (start + progress_every if progress_every is not None else math.inf)
+
+    def report_progress(now):
+        rate = (now - start) / max(step - first_step, 1)  # seconds per step in this process
+        last = result.history[-1] if result.history else {}
+        accs = (f"train acc {last['train_acc']:.4f}, test acc {last['test_acc']:.4f} (evaluated at step "
+                f"{last['step']})" if last else "not evaluated yet")
+        print(f"progress: step {step}/{max_steps} ({100 * step / max(max_steps, 1):.1f} %), {accs}, elapsed "
+              f"{_duration(elapsed())}, at most {_duration(rate * (max_steps - step))} left at this pace",
+              flush=True)
+
     with sigterm_requests() as requested:
         while True:
             if step in evaluate_at and not (result.history and result.history[-1]["step"] == step):
@@ -222,9 +239,22 @@ def train(
             set_gradients(model, xb, yb, loss, mlp_layers, jacobian_penalty, generator)
             optimizer.step()
             step += 1
+            if (now := time.perf_counter()) >= next_report:
+                report_progress(now)
+                next_report = now + progress_every
     result.steps = step
     result.seconds = elapsed()
     return result
+
+
+def _duration(seconds: float) -> str:
+    """Seconds as 42 s, 3 min 05 s or 2 h 07 min."""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
 def adam_options(device: torch.device) -> dict:
@@ -234,9 +264,13 @@ def adam_options(device: torch.device) -> dict:
 
 
 def resolve_device(name: str) -> torch.device:
-    """'auto' → CUDA when present, else CPU; otherwise the named device."""
+    """'auto' → CUDA when present, else CPU; otherwise the named device, which must exist here (a ConfigError
+    naming config key 'device' if not)."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    from .config import check_device
+
+    check_device(str(name))
     return torch.device(name)
 
 

@@ -55,7 +55,7 @@ rule adversarial_tables:
     input:
         runs=adversarial_files("run.json"),
         logs=adversarial_files("log.csv"),
-        probes=adversarial_files("probes.csv"),
+        probes=probed_adversarial_files("probes.csv"),
     output:
         runs=results_table("adversarial_runs", "Adversarial training"),
         onset=results_table("adversarial_onset", "Adversarial training"),

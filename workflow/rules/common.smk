@@ -256,6 +256,20 @@ def adversarial_files(name):
     return [adversarial_path(name).format(**r) for r in adversarial_runs()]
 
 
+def probed_adversarial_files(name):
+    """`name` in the directory of every run the study's probes measure: the runs trained at an ε of
+    adversarial.probes.epsilons (every run where it is empty), every standard run and the feature sweep's."""
+    probed = {tag(e) for e in ADVERSARIAL.probes.epsilons}
+    return [
+        adversarial_path(name).format(**r)
+        for r in adversarial_runs()
+        if not probed
+        or r["eps"] in probed
+        or r["method"] == "standard"
+        or r["beta"] != "0"
+    ]
+
+
 def representation_runs(family=False):
     """The networks the representation stage compares, trained by the adversarial stage's rule on its data:
     standard, PGD and FGSM of representations.model at representations.epsilon × seed; with `family`, standard
@@ -348,6 +362,40 @@ def results_table(name, category):
     )
 
 
+def study_tables():
+    """Every stage's table under results/tables/ (what the claims are measured from)."""
+    return [f"results/tables/{name}.csv" for names in TABLES.values() for name in names]
+
+
+def study_stamp():
+    """Where the study's numbers come from, for the pages generated from it: the commit, a digest of the whole
+    config, the cores. Passed outside params: a new commit alone reruns nothing."""
+    import hashlib
+    import json
+    import subprocess
+
+    try:
+        commit = subprocess.run(
+            ["git", "-C", workflow.basedir, "describe", "--always", "--dirty", "--abbrev=12"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown (not a git checkout)"
+    digest = hashlib.sha256(
+        json.dumps(config, sort_keys=True, default=str).encode()
+    ).hexdigest()[:16]
+    try:
+        cores = workflow.cores
+    except Exception:  # no --cores (a report, a lint): no job runs, the stamp is not written
+        cores = None
+    return json.dumps(dict(commit=commit, config_digest=digest, cores=cores))
+
+
+STUDY_STAMP = study_stamp()
+
+
 def study_outputs():
     """What `snakemake` builds by default: every table, and every figure for every dataset."""
     figures = [
@@ -362,7 +410,5 @@ def study_outputs():
         )
         for name in names
     ]
-    tables = [
-        f"results/tables/{name}.csv" for names in TABLES.values() for name in names
-    ]
-    return tables + figures
+    claims = ["results/tables/claims.csv", "results/claims/claims.html"]
+    return study_tables() + figures + claims

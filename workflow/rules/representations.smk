@@ -1,6 +1,7 @@
 # Stage: robust vs standard representations. Standard, PGD and FGSM networks of one deeper architecture (trained by
-# the adversarial stage's rule) compared layer by layer with CKA on benign and PGD inputs, against the seed
-# baseline; the grokking checkpoints beside standard and robust networks of their own architecture.
+# the adversarial stage's rule) and each seed's untrained control compared layer by layer with CKA on benign and
+# PGD inputs, against the seed baseline; the grokking checkpoints beside standard and robust networks of their own
+# architecture.
 
 
 rule compare_representations:
@@ -16,7 +17,7 @@ rule compare_representations:
         "../../envs/robustgen.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
+        mem_mb=6000,
         runtime=20,
     params:
         knobs=knobs("compare-representations"),

@@ -48,7 +48,7 @@ def co_plot(runs: pd.DataFrame) -> plt.Figure:
             _empty(ax)
     handles = axes[0].get_legend_handles_labels()[0] + [
         plt.Line2D([], [], ls="", marker="o", color="k", label="seed"),
-        plt.Line2D([], [], ls="", marker="x", color="k", label="seed with CO")]
+        plt.Line2D([], [], ls="", marker="x", color="k", label="seed with CO (a collapse)")]
     axes[0].legend(handles=handles, fontsize=7)
     fig.suptitle("Catastrophic overfitting: robust accuracy of the final networks (line: mean over seeds)", fontsize=10)
     fig.tight_layout()
@@ -58,7 +58,8 @@ def co_plot(runs: pd.DataFrame) -> plt.Figure:
 def co_curves(logs: dict[str, pd.DataFrame], event: pd.Series | None, reference: pd.DataFrame | None) -> plt.Figure:
     """Training curves of one CO event (`logs`: its held-out log): clean, FGSM and PGD accuracy on the held-out
     images and PGD accuracy on the training batch (left), gradient alignment and input-gradient norm (right);
-    the dashed PGD curve is PGD-k training at the same ε and seed, where it ran."""
+    the dashed PGD curve is PGD-k training at the same ε and seed, where it ran. Shaded: the ε warm-up, which
+    the CO rule does not judge; dotted red: the CO step of Wong et al.'s rule, where it found one."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.9))
     if event is None:
         for ax in axes:
@@ -81,8 +82,11 @@ def co_curves(logs: dict[str, pd.DataFrame], event: pd.Series | None, reference:
     twin.set_ylabel("mean ‖∇ₓℓ‖₂")
     steps_per_epoch = log["step"].iloc[-1] / log["epoch"].iloc[-1] if log["epoch"].iloc[-1] else 1
     for ax in axes:
+        ax.axvspan(0, event["warmup_steps"] / steps_per_epoch, color="0.9", lw=0)
         ax.axvline(event["step_before"] / steps_per_epoch, color="0.5", ls="--", lw=0.8)
         ax.axvline(event["co_step"] / steps_per_epoch, color="tab:red", ls="--", lw=0.8)
+        if str(event["co_wong"]) == "True":
+            ax.axvline(event["co_wong_step"] / steps_per_epoch, color="tab:red", ls=":", lw=0.8)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
     left.set_ylabel("accuracy")
@@ -93,7 +97,7 @@ def co_curves(logs: dict[str, pd.DataFrame], event: pd.Series | None, reference:
     fig.suptitle(f"{METHOD_NAMES.get(event['method'], event['method'])} training, ε = {event['eps']:g}, "
                  f"β = {event['beta']:g}, seed {int(event['seed'])}: held-out PGD accuracy {event['pgd_before']:.2f} at "
                  f"step {int(event['step_before'])} → {event['pgd_after']:.2f} at step {int(event['co_step'])} "
-                 f"(CO, {event['co_form']}); grey: best before CO, red: CO", fontsize=9)
+                 f"(CO); grey: best before CO, red: CO; shaded: ε warm-up", fontsize=9)
     fig.tight_layout()
     return fig
 

@@ -13,7 +13,7 @@ GROUP = ["init_scale", "weight_decay", "jacobian_penalty"]
 POINT_COLOURS = {"train": "tab:blue", "test": "tab:orange", "random": "tab:grey"}
 EVENTS = {"memorised_step": ("memorised", "tab:red", ":"), "generalised_step": ("generalised", "black", "--"),
           "robust_onset_step": ("robustness onset", "tab:green", "-."),
-          "lc_peak_step": ("LC peak", "tab:purple", ":")}
+          "lc_descent_step": ("LC final descent", "tab:purple", ":")}
 
 
 def group_title(alpha, wd, penalty) -> str:
@@ -24,11 +24,14 @@ def trajectories(trajectory: pd.DataFrame, onsets: pd.DataFrame, s: DelayedFigur
     """One row per (α, wd, λ) group, one column per measure, all on one log-step axis (step + 1): accuracy,
     local complexity at train, test and random points, the random-noise radius, the adversarial radius,
     robust accuracy and the Jacobian norm. One line per seed (line style); the vertical lines are the seeds'
-    mean memorised, generalised, robustness-onset and LC-peak steps."""
+    mean memorised, generalised, robustness-onset and LC-final-descent (hidden layers) steps. Local complexity
+    is shown twice: summed over the hidden layers, and with the output layer (as the reference code counts)."""
     radius = s.onset.complexity_radius
     columns = [
         ("accuracy", [("test_acc", "test", "-"), ("train_acc", "train", "--")]),
         (f"local complexity (r = {radius:g})", [(f"lc_{p}_r{radius:g}", p, "-") for p in POINT_COLOURS]),
+        (f"LC with output layer (r = {radius:g})",
+         [(f"lc_with_output_{p}_r{radius:g}", p, "-") for p in POINT_COLOURS]),
         ("random-noise radius (median, L2)", [("noise_radius", None, "-")]),
         ("adversarial radius (median)", [("adversarial_radius", None, "-")]),
         ("robust accuracy", [(f"robust_acc_eps{e:g}", f"ε = {e:g}", "-") for e in s.adversarial.epsilons]),
@@ -52,7 +55,7 @@ def trajectories(trajectory: pd.DataFrame, onsets: pd.DataFrame, s: DelayedFigur
                 for k, (column, name, style) in enumerate(series):
                     if column not in run:
                         continue
-                    colour = (POINT_COLOURS.get(name) if j == 1 else epsilon_colours[k] if j == 4
+                    colour = (POINT_COLOURS.get(name) if j in (1, 2) else epsilon_colours[k] if j == 5
                               else "black" if j == 0 and name == "test" else "tab:red" if j == 0
                               else seed_colour(0))
                     values = run[["step", column]].dropna()
@@ -62,7 +65,7 @@ def trajectories(trajectory: pd.DataFrame, onsets: pd.DataFrame, s: DelayedFigur
                 if event in events and events[event].notna().any():
                     ax.axvline(events[event].mean() + 1, color=colour, ls=style, lw=1)
             ax.set_xscale("log")
-            if j in (2, 3, 5):
+            if j in (3, 6):  # the adversarial radius is linear: it is 0 while most images are misclassified
                 ax.set_yscale("log")
             ax.grid(alpha=0.3)
             if i == 0:
@@ -91,8 +94,9 @@ def lags(lags: pd.DataFrame) -> plt.Figure:
     (penalised − unpenalised run of the same seed) in steps and lags, with the same interval."""
     means = lags[lags["statistic"] == "mean over seeds"]
     paired = lags[lags["statistic"] != "mean over seeds"]
-    quantities = ["grokking_lag", "robust_lag", "lc_peak_lag", "lc_descent_lag"]
-    effects = ["memorised_step", "generalised_step", "robust_onset_step", "lc_peak_step", "grokking_lag"]
+    quantities = ["grokking_lag", "robust_lag", "lc_descent_lag", "lc_with_output_descent_lag",
+                  "robust_after_lc_descent", "robust_after_lc_with_output_descent"]
+    effects = ["memorised_step", "generalised_step", "robust_onset_step", "lc_descent_step", "grokking_lag"]
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), squeeze=False)
     panels = [(axes[0][0], means, quantities, "lag (steps) — mean over seeds, 95 % bootstrap interval over seeds"),
               (axes[0][1], paired, effects, "λ > 0 minus λ = 0, paired by seed (steps)")]

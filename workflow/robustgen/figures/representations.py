@@ -10,14 +10,16 @@ import pandas as pd
 from .style import CHECKPOINT_COLOURS, cka_image, panel_title, seed_colour, seed_handles
 
 LABELS = {"standard": "standard", "pgd": "PGD (final)", "pgd_best": "PGD (early-stopped, if not final)",
-          "fgsm": "FGSM (final)", "fgsm_best": "FGSM (best, if not final)"}
+          "fgsm": "FGSM (final)", "fgsm_best": "FGSM (best, if not final)", "untrained": "untrained (control)"}
 INPUTS = {"benign": "benign test images", "pgd": "PGD inputs"}
+AGAINST = {"benign": "none", "pgd": "a"}  # PGD inputs: those made against the row network, fed to both
 
 
 def _matrix(cka: pd.DataFrame, inputs: str, a: str, b: str) -> tuple[list[str], np.ndarray | None, int]:
-    """(layer names, seed-mean layer × layer CKA of network a (rows) with network b of the same seed, seeds)."""
-    rows = cka[(cka["inputs"] == inputs) & (cka["network_a"] == a) & (cka["network_b"] == b)
-               & (cka["seed_a"] == cka["seed_b"])]
+    """(layer names, mean layer × layer CKA of network a (rows) with network b — of the same seed for a network
+    with itself, of another seed between two kinds — over seed pairs, seeds of a)."""
+    rows = cka[(cka["inputs"] == inputs) & (cka["against"] == AGAINST[inputs]) & (cka["network_a"] == a)
+               & (cka["network_b"] == b) & ((cka["seed_a"] == cka["seed_b"]) == (a == b))]
     if rows.empty:
         return [], None, 0
     names = list(dict.fromkeys(rows["layer_a"]))
@@ -26,9 +28,11 @@ def _matrix(cka: pd.DataFrame, inputs: str, a: str, b: str) -> tuple[list[str], 
 
 
 def heatmaps(cka: pd.DataFrame) -> plt.Figure:
-    """Cianfarani et al.'s three heatmaps (standard, robust, standard vs robust) and the FGSM network, on
-    benign and on PGD inputs; each the mean over seeds of the per-seed matrix."""
-    pairs = [("standard", "standard"), ("pgd", "pgd"), ("fgsm", "fgsm"), ("standard", "pgd")]
+    """Cianfarani et al.'s three heatmaps (standard, robust, standard vs robust: two seeds, no shared
+    initialisation), the FGSM network and the untrained control, on benign and on PGD inputs (against the row
+    network); each the mean over seeds of the per-seed matrix, with the study's estimator."""
+    pairs = [("standard", "standard"), ("pgd", "pgd"), ("fgsm", "fgsm"), ("standard", "pgd"),
+             ("untrained", "untrained")]
     kinds = [k for k in INPUTS if k in set(cka["inputs"])]
     fig, axes = plt.subplots(len(kinds), len(pairs), figsize=(3.3 * len(pairs), 3.3 * len(kinds)), squeeze=False)
     image = None
@@ -36,7 +40,7 @@ def heatmaps(cka: pd.DataFrame) -> plt.Figure:
         for j, (a, b) in enumerate(pairs):
             ax = axes[i][j]
             names, matrix, seeds = _matrix(cka, inputs, a, b)
-            title = LABELS[a] if a == b else f"{LABELS[a]} (rows) vs {LABELS[b]}"
+            title = LABELS[a] if a == b else f"{LABELS[a]} (rows) vs {LABELS[b]}, two seeds"
             ax.set_title(f"{title}\n{INPUTS[inputs]}, mean of {seeds} seeds", fontsize=7)
             if matrix is None:
                 ax.axis("off")
@@ -84,8 +88,8 @@ def structure_plot(structures: pd.DataFrame) -> plt.Figure:
 COMPARISONS = {
     "pgd_best vs pgd": ("tab:blue", "-", "PGD: early-stopped vs final"),
     "fgsm_best vs fgsm": ("tab:red", "-", "FGSM: best vs final"),
-    "standard vs pgd": ("black", "-", "standard vs PGD"),
-    "standard vs fgsm": ("tab:orange", "-", "standard vs FGSM"),
+    "standard vs pgd (two seeds)": ("black", "-", "standard vs PGD, two seeds"),
+    "standard vs fgsm (two seeds)": ("tab:orange", "-", "standard vs FGSM, two seeds"),
     "standard vs standard (two seeds)": ("black", ":", "standard, two seeds"),
     "pgd vs pgd (two seeds)": ("tab:blue", ":", "PGD, two seeds"),
     "fgsm vs fgsm (two seeds)": ("tab:red", ":", "FGSM, two seeds"),
@@ -93,26 +97,27 @@ COMPARISONS = {
 
 
 def layers_plot(layers: pd.DataFrame) -> plt.Figure:
-    """Per layer, CKA of a network with another network's same layer (mean over seeds or seed pairs, band:
-    bootstrap interval over them); dotted: the same kind of network, two seeds (the baseline)."""
+    """Per layer, debiased CKA of a network with another network's same layer (seed-level estimate, band: its
+    bootstrap interval over seeds); dotted: the same kind of network, two seeds (the baseline)."""
     kinds = [k for k in INPUTS if k in set(layers["inputs"])]
     fig, axes = plt.subplots(1, len(kinds), figsize=(5.2 * len(kinds), 3.8), squeeze=False, sharey=True)
     for j, inputs in enumerate(kinds):
         ax = axes[0][j]
-        part = layers[layers["inputs"] == inputs]
+        part = layers[(layers["inputs"] == inputs) & (layers["against"] == AGAINST[inputs])]
         for comparison, (colour, style, label) in COMPARISONS.items():
             rows = part[part["comparison"] == comparison]
             if rows.empty:
                 continue
             x = np.arange(len(rows))
-            ax.plot(x, rows["mean"], color=colour, ls=style, marker="o", ms=3, label=f"{label} (n = {rows['n'].max()})")
+            ax.plot(x, rows["estimate"], color=colour, ls=style, marker="o", ms=3,
+                    label=f"{label} (n = {rows['n_seeds'].max()} seeds)")
             ax.fill_between(x, rows["ci_low"], rows["ci_high"], color=colour, alpha=0.12, lw=0)
             ax.set_xticks(x, rows["layer"], rotation=90, fontsize=7)
         ax.set_title(INPUTS[inputs], fontsize=9)
-        ax.set_ylim(0, 1.02)
+        ax.set_ylim(-0.05, 1.02)
         ax.grid(alpha=0.3)
         if j == 0:
-            ax.set_ylabel("CKA (same layer)")
+            ax.set_ylabel("debiased CKA (same layer)")
         ax.legend(fontsize=6, loc="lower left")
     fig.tight_layout()
     return fig

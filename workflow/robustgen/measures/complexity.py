@@ -1,7 +1,8 @@
 """Local complexity (Humayun, Balestriero & Baraniuk 2024; docs/protocols.md §9): around a point x, the frame of
 2P points x ± r·v_p along P random orthonormal directions v_p; a hidden unit whose pre-activation does not
 keep one sign over the frame has its boundary through the neighbourhood. LC_r(x) counts those units, per
-hidden layer (the output layer is not a ReLU layer and is left out)."""
+hidden layer, and optionally for the output layer too: Humayun et al.'s code hooks every nn.Linear, output
+included, so their count is the hidden one plus the output units whose sign changes over the frame."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import torch
 from torch import nn
 
 from ..models import relu_layers
-from .sensitivity import hidden_preactivations
 
 
 def frame_directions(dim: int, count: int, generator: torch.Generator, dtype=torch.float32) -> torch.Tensor:
@@ -21,11 +21,23 @@ def frame_directions(dim: int, count: int, generator: torch.Generator, dtype=tor
     return (q * torch.sign(torch.diagonal(r))).T.to(dtype)  # signs fixed: one answer per draw
 
 
+def _preactivations(model: nn.Sequential, x: torch.Tensor, output: bool) -> list[torch.Tensor]:
+    """The (N, units) pre-activations of every layer that feeds a ReLU, and the output if `output`, in one pass."""
+    feeds_relu = set(relu_layers(model))
+    found, h = [], x
+    for i, layer in enumerate(model):
+        h = layer(h)
+        if i in feeds_relu:
+            found.append(h.flatten(1))
+    return found + ([h.flatten(1)] if output else [])
+
+
 @torch.no_grad()
 def local_complexity(model: nn.Sequential, x: torch.Tensor, directions: torch.Tensor, radii: list[float],
-                     chunk: int = 64) -> torch.Tensor:
-    """(N, len(radii), hidden layers) counts: per point, radius and hidden layer, the units whose
-    pre-activation changes sign over the frame {x ± r·v_p} (`directions`: (P, D) rows v_p).
+                     chunk: int = 64, output: bool = False) -> torch.Tensor:
+    """(N, len(radii), layers) counts: per point, radius and hidden layer, the units whose pre-activation
+    changes sign over the frame {x ± r·v_p} (`directions`: (P, D) rows v_p); with `output`, one more last
+    entry: the output units whose value changes sign (the reference code's count of the output layer).
 
     A first Linear layer is affine, so its pre-activations over a frame are W·x + b ± r·(W·v_p): computed once
     per point and once per direction instead of at every frame point (the first layer of an MNIST MLP is most
@@ -42,7 +54,7 @@ def local_complexity(model: nn.Sequential, x: torch.Tensor, directions: torch.Te
         frame = centre[:, None, None, :] + radii_t[None, :, None, None] * moved[None, None]  # (n, R, 2P, H)
         n, r, k, h = frame.shape
         flat = frame.reshape(n * r * k, h)
-        layers = ([flat] if affine_first else []) + hidden_preactivations(rest, flat)
+        layers = ([flat] if affine_first else []) + _preactivations(rest, flat, output)
         extremes = [torch.aminmax(h.reshape(n, r, k, -1), dim=2) for h in layers]  # one pass over the frame
         counts.append(torch.stack([((high > 0) & (low < 0)).sum(dim=-1) for low, high in extremes], dim=-1))
     return torch.cat(counts) if counts else x.new_zeros((0, len(radii), 0), dtype=torch.long)

@@ -178,7 +178,9 @@ class Representation:
     """One network's activations on a fixed set of examples, prepared once for CKA with any other."""
 
     def __init__(self, acts: list[torch.Tensor], *, estimator: str = "linear", rbf_threshold: float = 1.0,
-                 batch_size: int = 0):
+                 batch_size: int = 0, grams: list[torch.Tensor] | None = None):
+        """`grams`: the whole set's Gram matrices of `acts` under `estimator`'s kernel where already computed
+        (e.g. linear ones shared by the biased and the debiased estimator); ignored in minibatch mode."""
         if estimator not in ESTIMATORS:
             raise ValueError(f"unknown CKA estimator {estimator!r}; allowed: {', '.join(ESTIMATORS)}")
         n = len(acts[0])
@@ -188,7 +190,8 @@ class Representation:
             self.batches = [prepare([gram(a[s:s + batch_size], estimator, rbf_threshold) for a in acts], True)
                             for s in starts]
         else:
-            self.batches = [prepare([gram(a, estimator, rbf_threshold) for a in acts], estimator == "debiased")]
+            grams = grams if grams is not None else [gram(a, estimator, rbf_threshold) for a in acts]
+            self.batches = [prepare(grams, estimator == "debiased")]
         self.self_hsic = sum(self_hsic(batch) for batch in self.batches)
 
     def cka(self, other: "Representation") -> torch.Tensor:

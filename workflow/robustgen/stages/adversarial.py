@@ -8,8 +8,8 @@ the best network (by held-out PGD accuracy) and the final one are kept and evalu
 attack than any training attack (PGD-50 with restarts) on other test images. The rule is applied to the
 stored logs by the tables and the probes, so changing it retrains nothing.
 
-The data intervention of Ortiz-Jiménez et al.: x + β·v_y, v_y a low-frequency pattern of class y, added to
-training and test images alike.
+The data intervention of Ortiz-Jiménez et al.: x + β·v_y, not clamped, v_y their ±1 low-frequency carrier of
+class y, added to training and test images alike.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from .sensitivity import measure_network
 
 METHODS = ("standard", *SINGLE_STEP, "pgd")
 ARCHITECTURE = re.compile(r"cnn(_x(?P<extra>[1-9][0-9]*))?|mlp_w(?P<width>[1-9][0-9]*)_d(?P<depth>[1-9][0-9]*)")
-RUN_COLUMNS = ("dataset", "method", "eps", "beta", "seed")  # what identifies a run in every table
+RUN_COLUMNS = ("dataset", "model", "method", "eps", "beta", "seed")  # what identifies a run in every table
 NETWORKS = ("best", "final")
 LOG_COLUMNS = (*METRICS, "epoch", "eps_train", "clean_acc", "fgsm_acc", "pgd_acc", "alignment", "grad_norm",
                "batch_clean_acc", "batch_pgd_acc")
@@ -48,28 +48,38 @@ LOG_COLUMNS = (*METRICS, "epoch", "eps_train", "clean_acc", "fgsm_acc", "pgd_acc
 
 # --- the data intervention --------------------------------------------------------------------------------
 
+# Ortiz-Jiménez et al.'s carrier: the 2-D DCT coefficient (row frequency, column frequency) of classes 0-4;
+# classes 5-9 carry the negatives of 0-4.
+CARRIER_FREQUENCIES = ((0, 1), (1, 0), (1, 1), (2, 1), (1, 2))
+
+
 def class_patterns(image_shape: list[int], num_classes: int) -> torch.Tensor:
-    """(num_classes, C·H·W): one low-frequency 2-D DCT basis image per class — frequencies (u, v) ≠ (0, 0)
-    in order of u + v — the same on every channel, scaled to L∞ norm 1 so that β is on the scale of ε."""
+    """(10, C·H·W): Ortiz-Jiménez et al.'s carrier v_y = sign(IDCT of one low-frequency DCT coefficient),
+    coefficient `CARRIER_FREQUENCIES[y]` for y < 5 and the negative of v_{y−5} for y ≥ 5; the same 2-D pattern
+    on every channel. Every entry is ±1 (L∞ norm 1, L2 norm √(C·H·W)), so β is in the units of ε. The
+    orthonormal 2-D IDCT of a one-hot coefficient (u, v) is a positive multiple of
+    cos(πu(2i+1)/2H)·cos(πv(2j+1)/2W), whose sign this takes (no entry is 0 for u, v ≤ 2 and even H, W)."""
+    if num_classes != 2 * len(CARRIER_FREQUENCIES):
+        raise ValueError(f"the injected feature is defined for 10 classes (Ortiz-Jiménez et al.'s carrier), not "
+                         f"{num_classes}: use adversarial.feature.betas: [0] on this dataset")
     channels, height, width = image_shape
-    pairs = sorted(((u, v) for u in range(num_classes) for v in range(num_classes) if u + v),
-                   key=lambda uv: (uv[0] + uv[1], uv[0]))[:num_classes]
     rows, cols = torch.arange(height, dtype=torch.float64), torch.arange(width, dtype=torch.float64)
-    patterns = []
-    for u, v in pairs:
-        image = torch.outer(torch.cos(math.pi * u * (rows + 0.5) / height), torch.cos(math.pi * v * (cols + 0.5) / width))
-        patterns.append((image / image.abs().max()).expand(channels, height, width).flatten())
-    return torch.stack(patterns).float()
+    patterns = [torch.outer(torch.cos(math.pi * u * (2 * rows + 1) / (2 * height)),
+                            torch.cos(math.pi * v * (2 * cols + 1) / (2 * width))).sign()
+                for u, v in CARRIER_FREQUENCIES]
+    patterns = torch.stack(patterns + [-p for p in patterns])
+    return patterns[:, None].expand(num_classes, channels, height, width).reshape(num_classes, -1).float()
 
 
 def inputs(split: datasets.Split, beta: float, *, device, dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    """A run's training and test inputs: the split's images in [0, 1], with the feature β·v_y added."""
-    num_classes = split.num_classes
-    patterns = class_patterns(split.meta["image_shape"], num_classes).to(device=device, dtype=dtype)
-
+    """A run's training and test inputs: the split's images in [0, 1] plus β·v_y, not clamped (as Ortiz-Jiménez
+    et al.: clamping would cut the feature wherever the image is black or white)."""
     def feature(images, labels):
         x = datasets.as_float(images, device=device, dtype=dtype)
-        return (x + beta * patterns[labels.to(device)]).clamp_(0, 1) if beta else x
+        if not beta:
+            return x
+        patterns = class_patterns(split.meta["image_shape"], split.num_classes).to(device=device, dtype=dtype)
+        return x + beta * patterns[labels.to(device)]
 
     return feature(split.train_x, split.train_y), feature(split.test_x, split.test_y)
 
@@ -236,38 +246,72 @@ def run(split_path: Path, training: AdversarialTraining, *, model: str, method: 
 
 # --- catastrophic overfitting ----------------------------------------------------------------------------
 
-def detect_overfitting(log: pd.DataFrame, rule: OverfittingRule) -> dict:
+TOL = 1e-9  # accuracies are multiples of 1/n: a value on a threshold is compared as the count it is
+WONG_DROP = 0.2  # Wong et al.'s early stop: a fall of more than this from the previous epoch's check
+VERDICT_KEYS = ("best_pgd_acc", "best_step", "pgd_before", "step_before", "alignment_before", "pgd_after",
+                "step_after", "alignment_after")
+
+
+def schedule(run: dict) -> dict:
+    """What the CO rules need of a run besides its log (from its run.json): the steps of its ε warm-up and of
+    one epoch."""
+    s = run["settings"]
+    per_epoch = math.ceil(run["data"]["train_size"] / s["batch_size"])  # as `run` trains
+    return dict(warmup_steps=s["warmup_epochs"] * per_epoch, steps_per_epoch=per_epoch)
+
+
+def wong_rule(log: pd.DataFrame, steps_per_epoch: int) -> dict:
+    """Wong et al.'s own CO rule, reported beside ours: at every epoch's end, PGD accuracy on a training
+    minibatch (the log's `batch_pgd_acc`: the epoch's last batch); CO at the first check more than 0.2 below
+    the previous one (the first check against 0, as their code starts). Every epoch is checked, the warm-up's
+    too: their rule has no warm-up."""
+    checks = log[(log["step"] > 0) & (log["step"] % steps_per_epoch == 0)]
+    acc = checks["batch_pgd_acc"].to_numpy(dtype=float)
+    fell = np.flatnonzero(np.diff(acc, prepend=0.0) < -(WONG_DROP + TOL))
+    return dict(co_wong=bool(len(fell)), co_wong_step=int(checks["step"].iloc[fell[0]]) if len(fell) else None)
+
+
+def detect_overfitting(log: pd.DataFrame, rule: OverfittingRule, *, warmup_steps: int,
+                       steps_per_epoch: int) -> dict:
     """Whether and when a run overfitted catastrophically, from its held-out log (docs/protocols.md §8).
 
-    - 'collapse': the first logged step at which PGD accuracy lies more than `drop` below its best so far
-      while FGSM accuracy stays at least `gap` above it (Wong et al.'s rule, made explicit);
-    - 'no_gain': no collapse, but the run ends with PGD accuracy at most `floor` and FGSM accuracy at least
-      `gap` above it; its step is the start of the final stretch in which the gap held.
+    Only logged steps at or after the end of the ε warm-up (`warmup_steps`) are judged: a peak reached while
+    the training ε still ramps is no robustness to lose. On them, the verdict (`co_verdict`):
 
-    The rule is for adversarial training; the tables do not apply it to standard runs.
+    - 'collapse' (CO; `co` is True only for it): the first judged step at which PGD accuracy lies more than
+      `drop` below its best so far, FGSM accuracy at least `gap` above PGD accuracy, and clean accuracy at
+      most `clean_drop` below its best so far (CO keeps clean accuracy high; a run losing everything is not CO);
+    - 'no_gain' (not CO: the run never gained robustness to lose): no collapse, and the run ends with PGD
+      accuracy at most `floor` and FGSM accuracy at least `gap` above it;
+    - 'none'.
 
-    Also: the best PGD accuracy and its step, the final one, and the PGD accuracy and gradient alignment at
-    the best step before CO and at CO (for a run without CO: at the best step and at the end).
+    Also Wong et al.'s rule (`wong_rule`); the best judged PGD accuracy and its step; the final accuracies;
+    and the PGD accuracy and gradient alignment at the best judged step before the collapse and at the
+    collapse (without one: at the best judged step and at the end).
     """
-    tol = 1e-9  # accuracies are multiples of 1/n: a value on a threshold is compared as the count it is
-    pgd_acc, gap = log["pgd_acc"].to_numpy(), (log["fgsm_acc"] - log["pgd_acc"]).to_numpy()
-    steps, alignment = log["step"].to_numpy(), log["alignment"].to_numpy()
-    best_so_far = np.maximum.accumulate(pgd_acc)
-    held = gap >= rule.gap - tol
-    collapsed = np.flatnonzero((best_so_far - pgd_acc > rule.drop + tol) & held)
-    at, form = None, ""
+    last = log.iloc[-1]
+    found = dict(co=False, co_verdict="none", co_step=None, final_pgd_acc=float(last["pgd_acc"]),
+                 final_fgsm_acc=float(last["fgsm_acc"]), final_clean_acc=float(last["clean_acc"]),
+                 **wong_rule(log, steps_per_epoch))
+    judged = log[log["step"] >= warmup_steps]
+    if judged.empty:  # the run stopped before its warm-up ended: nothing to judge
+        return found | dict.fromkeys(VERDICT_KEYS, math.nan)
+    pgd_acc, fgsm_acc, clean_acc, steps, alignment = (
+        judged[c].to_numpy() for c in ("pgd_acc", "fgsm_acc", "clean_acc", "step", "alignment"))
+    held = fgsm_acc - pgd_acc >= rule.gap - TOL
+    fell = np.maximum.accumulate(pgd_acc) - pgd_acc > rule.drop + TOL
+    clean_high = np.maximum.accumulate(clean_acc) - clean_acc <= rule.clean_drop + TOL
+    collapsed = np.flatnonzero(fell & held & clean_high)
     if len(collapsed):
-        at, form = int(collapsed[0]), "collapse"
-    elif pgd_acc[-1] <= rule.floor + tol and held[-1]:
-        at = len(held) - int(np.argmin(held[::-1])) if not held.all() else 0
-        form = "no_gain"
-    end = at if at is not None else len(log) - 1
-    before = int(np.argmax(pgd_acc[:end + 1]))  # the best step before CO (the first, on ties)
-    return dict(
-        co=at is not None, co_form=form, co_step=int(steps[at]) if at is not None else None,
-        best_pgd_acc=float(pgd_acc.max()), best_step=int(steps[int(np.argmax(pgd_acc))]),
-        final_pgd_acc=float(pgd_acc[-1]), final_fgsm_acc=float(log["fgsm_acc"].iloc[-1]),
-        final_clean_acc=float(log["clean_acc"].iloc[-1]),
+        at = int(collapsed[0])
+        found |= dict(co=True, co_verdict="collapse", co_step=int(steps[at]))
+    elif pgd_acc[-1] <= rule.floor + TOL and held[-1]:
+        found["co_verdict"] = "no_gain"
+    end = int(collapsed[0]) if len(collapsed) else len(judged) - 1
+    before = int(np.argmax(pgd_acc[:end + 1]))  # the best step before the collapse (the first, on ties)
+    best = int(np.argmax(pgd_acc))
+    return found | dict(
+        best_pgd_acc=float(pgd_acc[best]), best_step=int(steps[best]),
         pgd_before=float(pgd_acc[before]), step_before=int(steps[before]), alignment_before=float(alignment[before]),
         pgd_after=float(pgd_acc[end]), step_after=int(steps[end]), alignment_after=float(alignment[end]),
     )
@@ -285,8 +329,8 @@ def probe(split_path: Path, networks_path: Path, run_json: Path, log_csv: Path, 
     sizes = s.probes
     run = read_json(run_json)
     settings = run["settings"]
-    co = detect_overfitting(pd.read_csv(log_csv), s.overfitting)
-    collapsed = co["co_form"] == "collapse" and settings["method"] != "standard"
+    co = detect_overfitting(pd.read_csv(log_csv), s.overfitting, **schedule(run))
+    collapsed = co["co"] and settings["method"] != "standard"
     before_collapse = co["step_before"] if collapsed else None
     device = resolve_device(device)
     dtype = DTYPES[settings["dtype"]]
@@ -300,8 +344,7 @@ def probe(split_path: Path, networks_path: Path, run_json: Path, log_csv: Path, 
                                         generator).to(device)
                for kind in ("different_class", "same_class")}
     blob = load_file(networks_path, device)
-    identity = dict(dataset=run["data"]["dataset"], method=settings["method"], eps=settings["eps"],
-                    beta=settings["beta"], seed=settings["seed"])
+    identity = {"dataset": run["data"]["dataset"], **{k: settings[k] for k in RUN_COLUMNS[1:]}}
     search = dataclasses.replace(radii_settings.adversarial, norms=sizes.norms)
     frames = []
     for name in NETWORKS:
@@ -328,31 +371,32 @@ def probe(split_path: Path, networks_path: Path, run_json: Path, log_csv: Path, 
 
 # --- tables --------------------------------------------------------------------------------------------------
 
-RUNS_COLUMNS = (*RUN_COLUMNS, "co", "co_form", "co_step", "co_epoch", "best_pgd_acc", "best_step", "final_pgd_acc",
-                "final_fgsm_acc", "final_clean_acc", "pgd_before", "step_before", "pgd_after", "step_after",
-                "steps_to_collapse", "alignment_before", "alignment_after", "pgd50_final", "clean_final",
-                "pgd50_best", "clean_best", "test_acc_final", "test_acc_best", "steps", "wall_seconds")
+RUNS_COLUMNS = (*RUN_COLUMNS, "co", "co_verdict", "co_step", "co_epoch", "co_wong", "co_wong_step", "best_pgd_acc",
+                "best_step", "final_pgd_acc", "final_fgsm_acc", "final_clean_acc", "pgd_before", "step_before",
+                "pgd_after", "step_after", "steps_to_collapse", "alignment_before", "alignment_after", "pgd50_final",
+                "clean_final", "pgd50_best", "clean_best", "test_acc_final", "test_acc_best", "warmup_steps", "steps",
+                "wall_seconds")
 
 
 def run_row(run_json: Path, log_csv: Path, rule: OverfittingRule) -> dict:
-    """One row of adversarial_runs.csv: a run's identity, its CO verdict (the rule applied to its training
+    """One row of adversarial_runs.csv: a run's identity, its CO verdicts (the rules applied to its training
     log) and its final evaluation."""
     run, log = read_json(run_json), pd.read_csv(log_csv)
-    s, co, ev = run["settings"], detect_overfitting(log, rule), run["evaluation"]
+    s, ev, timing = run["settings"], run["evaluation"], schedule(run)
+    co = detect_overfitting(log, rule, **timing)
     if s["method"] == "standard":  # no adversarial training, nothing to overfit catastrophically
-        co |= dict(co=False, co_form="not_applicable", co_step=None)
+        co |= dict(co=False, co_verdict="not_applicable", co_step=None, co_wong=False, co_wong_step=None)
     epoch_of = dict(zip(log["step"], log["epoch"]))
     return dict(
-        dataset=run["data"]["dataset"], method=s["method"], eps=s["eps"], beta=s["beta"], seed=s["seed"],
-        **{k: co[k] for k in ("co", "co_form", "co_step", "best_pgd_acc", "best_step", "final_pgd_acc",
-                              "final_fgsm_acc", "final_clean_acc", "pgd_before", "step_before", "pgd_after",
-                              "step_after", "alignment_before", "alignment_after")},
+        dataset=run["data"]["dataset"], **{k: s[k] for k in RUN_COLUMNS[1:]},
+        **{k: co[k] for k in ("co", "co_verdict", "co_step", "co_wong", "co_wong_step", "final_pgd_acc",
+                              "final_fgsm_acc", "final_clean_acc", *VERDICT_KEYS)},
         co_epoch=epoch_of[co["co_step"]] if co["co"] else math.nan,
         steps_to_collapse=co["step_after"] - co["step_before"] if co["co"] else math.nan,
         pgd50_final=ev["final"]["pgd_acc"], clean_final=ev["final"]["clean_acc"],
         pgd50_best=ev["best"]["pgd_acc"], clean_best=ev["best"]["clean_acc"],
         test_acc_final=ev["final"]["test_acc"], test_acc_best=ev["best"]["test_acc"],
-        steps=run["steps"], wall_seconds=run["wall_seconds"],
+        warmup_steps=timing["warmup_steps"], steps=run["steps"], wall_seconds=run["wall_seconds"],
     )
 
 
@@ -360,11 +404,11 @@ def runs_table(run_jsons: list[Path], log_csvs: list[Path], rule: OverfittingRul
     table = pd.DataFrame([run_row(run, log, rule) for run, log in zip(run_jsons, log_csvs, strict=True)],
                          columns=RUNS_COLUMNS)
     order = {m: i for i, m in enumerate(METHODS)}
-    return table.sort_values(["dataset", "beta", "method", "eps", "seed"], key=lambda c: c.map(order)
+    return table.sort_values(["dataset", "model", "beta", "method", "eps", "seed"], key=lambda c: c.map(order)
                              if c.name == "method" else c, kind="stable").reset_index(drop=True)
 
 
-ONSET_COLUMNS = ("scope", "dataset", "method", "beta", "seed", "epsilons", "onset_eps", "n_seeds", "n_with_co",
+ONSET_COLUMNS = ("scope", "dataset", "model", "method", "beta", "seed", "epsilons", "onset_eps", "n_seeds", "n_with_co",
                  "onset_median", "onset_min", "onset_max")
 
 
@@ -375,7 +419,7 @@ def onset_table(runs: pd.DataFrame) -> pd.DataFrame:
     had CO. The true onset lies between the grid's ε* and the ε below it. Adversarial methods with at least
     two ε only."""
     rows = []
-    for (dataset, method, beta), group in runs.groupby(["dataset", "method", "beta"], sort=False):
+    for (dataset, model, method, beta), group in runs.groupby(["dataset", "model", "method", "beta"], sort=False):
         epsilons = sorted(group["eps"].unique())
         if len(epsilons) < 2 or method == "standard":
             continue
@@ -385,10 +429,10 @@ def onset_table(runs: pd.DataFrame) -> pd.DataFrame:
             with_co = g.loc[g["co"].astype(bool), "eps"]
             onset = float(with_co.min()) if len(with_co) else math.inf
             onsets.append(onset)
-            rows.append(dict(scope="seed", dataset=dataset, method=method, beta=beta, seed=seed, epsilons=tried,
-                             onset_eps=onset))
+            rows.append(dict(scope="seed", dataset=dataset, model=model, method=method, beta=beta, seed=seed,
+                             epsilons=tried, onset_eps=onset))
         onsets = np.array(onsets)
-        rows.append(dict(scope="method", dataset=dataset, method=method, beta=beta, epsilons=tried,
+        rows.append(dict(scope="method", dataset=dataset, model=model, method=method, beta=beta, epsilons=tried,
                          n_seeds=len(onsets), n_with_co=int(np.isfinite(onsets).sum()),
                          onset_median=float(np.median(onsets)),
                          onset_min=float(onsets.min()), onset_max=float(onsets.max())))
@@ -414,10 +458,9 @@ def probe_table(items: pd.DataFrame) -> pd.DataFrame:
 
 
 def co_event(runs: pd.DataFrame) -> pd.Series | None:
-    """The run whose collapse is shown in the training-curve figure: of the runs with a 'collapse', the one
-    with the largest fall of held-out PGD accuracy (a run without feature first); else any run with CO."""
-    for candidates in (runs[(runs["co_form"] == "collapse") & (runs["beta"] == 0)],
-                       runs[runs["co_form"] == "collapse"], runs[runs["co"].astype(bool)]):
+    """The run whose collapse is shown in the training-curve figure: of the runs with CO (a collapse), the one
+    with the largest fall of held-out PGD accuracy, a run without the feature first."""
+    for candidates in (runs[runs["co"].astype(bool) & (runs["beta"] == 0)], runs[runs["co"].astype(bool)]):
         if len(candidates):
             fall = candidates["pgd_before"] - candidates["pgd_after"]
             return candidates.loc[fall.idxmax()]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..io import load_file, read_json
-from ..runs import snapshot_path
+from ..io import CorruptFile, load_file, read_json
+from ..runs import read_metrics, snapshot_path
 from ..settings import CheckpointThresholds
 
 CHECKPOINTS = ("memorised", "generalised", "final")
@@ -76,12 +76,17 @@ def extract_run(metrics_csv: Path, run_json: Path, snapshot_dir: Path, threshold
     """(checkpoints.json content, checkpoints.pt content) of a run: the checkpoints found in its metric log,
     and the weights of each reached one, taken from its snapshot."""
     run = read_json(run_json)
-    found = extract(pd.read_csv(metrics_csv), memorised_train_acc=thresholds.memorised_train_acc,
+    found = extract(read_metrics(metrics_csv, run_json, run), memorised_train_acc=thresholds.memorised_train_acc,
                     generalised_test_acc=thresholds.generalised_test_acc, stop_reason=run["stop_reason"])
     weights = {}
     for name, cp in found["checkpoints"].items():
         if cp["reached"]:
             path = snapshot_path(snapshot_dir, cp["step"])
+            if not path.exists():
+                raise CorruptFile(
+                    f"{metrics_csv} records an evaluation at step {cp['step']} (the {name} checkpoint), but its "
+                    f"snapshot {path} is missing: the run's files disagree. Delete the run's directory "
+                    f"({Path(run_json).parent}) and rerun snakemake to train the run again.")
             cp["snapshot"] = path.name
             weights[name] = dict(step=cp["step"], state_dict=load_file(path)["state_dict"])
     return found, dict(model_spec=run["model_spec"], checkpoints=weights)

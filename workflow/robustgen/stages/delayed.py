@@ -1,7 +1,8 @@
 """Delayed robustness through grokking (docs/protocols.md §9): local complexity, the adversarial radius and
 robust accuracy at a run's milestone snapshots and checkpoints; every measure of a run on one step axis; the
-steps of memorisation, generalisation, robustness onset and the local-complexity peak and descent; the lags
-between them over seeds; and GrokAlign's Jacobian-penalised runs against their unpenalised twins.
+steps of memorisation, generalisation, robustness onset and the local-complexity peak and final descent (hidden
+layers, and with the output layer); the lags between them over seeds; and GrokAlign's Jacobian-penalised runs
+against their unpenalised twins.
 """
 
 from __future__ import annotations
@@ -51,29 +52,33 @@ def complexity_points(run, n: int, generator: torch.Generator) -> dict[str, torc
 def measure_network(model, points: dict, directions: torch.Tensor, radii: list[float], x, y,
                     search: AdversarialSearch, d: DelayedMeasures) -> list[dict]:
     """Rows (measure, points, radius, layer, value, q1, q3, n) of one network: local complexity per point set,
-    radius and hidden layer (mean count per point; layer 'all' is their sum); the median adversarial radius
-    of the correctly classified probe images (quartiles beside); robust accuracy at every ε."""
+    radius and layer (mean count per point; layers '1'… hidden, 'output' the output layer; 'all' the hidden
+    sum, 'all_with_output' the sum as Humayun et al.'s code counts it); the median adversarial radius over
+    the fixed set of probe images (quartiles beside); robust accuracy at every ε.
+
+    The radius is over every image, a misclassified one counting as 0 and one with no attack succeeding
+    within max_eps as max_eps (censored), so every network of a run is summarised over the same images: its
+    median is the ε at which robust accuracy crosses 1/2."""
     rows = []
     for name, inputs in points.items():
-        counts = local_complexity(model, inputs, directions, radii).double()  # (N, radii, layers)
+        counts = local_complexity(model, inputs, directions, radii, output=True).double()  # (N, radii, layers)
         for r, radius in enumerate(radii):
             per_layer = counts[:, r, :]
-            for layer in range(per_layer.shape[1]):
-                rows.append(dict(measure="local_complexity", points=name, radius=radius, layer=str(layer + 1),
-                                 value=per_layer[:, layer].mean().item(), n=len(inputs)))
-            rows.append(dict(measure="local_complexity", points=name, radius=radius, layer="all",
-                             value=per_layer.sum(dim=1).mean().item(), n=len(inputs)))
+            names = [str(layer + 1) for layer in range(per_layer.shape[1] - 1)] + ["output"]
+            sums = dict(all=per_layer[:, :-1].sum(dim=1), all_with_output=per_layer.sum(dim=1))
+            for layer, values in [*zip(names, per_layer.T), *sums.items()]:
+                rows.append(dict(measure="local_complexity", points=name, radius=radius, layer=layer,
+                                 value=values.mean().item(), n=len(inputs)))
     attacks = dataclasses.replace(search.adversarial, norms=[d.adversarial.norm])
     probes = {key["mode"]: radius for key, radius in adversarial_probes(model, x, y, attacks, search.clip)}
-    radius = probes.get("tightest", probes["pgd"]).cpu().numpy()  # NaN: misclassified, not probed
-    correct = radius[~np.isnan(radius)]
-    q1, median, q3 = np.quantile(correct, [0.25, 0.5, 0.75]) if len(correct) else (math.nan,) * 3
+    radius = np.nan_to_num(probes.get("tightest", probes["pgd"]).cpu().numpy(), nan=0.0)  # NaN: misclassified
+    ceiling = getattr(search.adversarial.max_eps, d.adversarial.norm)
+    q1, median, q3 = np.quantile(np.minimum(radius, ceiling), [0.25, 0.5, 0.75])
     rows.append(dict(measure="adversarial_radius", points="probe", radius=math.nan, layer="", value=median,
-                     q1=q1, q3=q3, n=len(correct)))
+                     q1=q1, q3=q3, n=len(radius)))
     for eps in d.adversarial.epsilons:
-        robust = np.nan_to_num(radius, nan=0.0) > eps
-        rows.append(dict(measure="robust_accuracy", points="probe", radius=eps, layer="", value=robust.mean(),
-                         n=len(radius)))
+        rows.append(dict(measure="robust_accuracy", points="probe", radius=eps, layer="",
+                         value=(radius > eps).mean(), n=len(radius)))
     return rows
 
 
@@ -100,13 +105,18 @@ def measure_run(split_path: Path, snapshot_dir: Path, checkpoints_path: Path, ru
 
 # --- one step axis --------------------------------------------------------------------------------------------
 
+LC_COUNTS = {"all": "lc", "all_with_output": "lc_with_output"}  # layer of the measures: column prefix
+
+
 def _wide(measures: pd.DataFrame) -> pd.DataFrame:
-    """Per run, checkpoint and step: one column per measure (lc_<points>_r<radius>, adversarial_radius,
-    robust_acc_eps<ε>), local complexity summed over the hidden layers."""
-    m = measures[(measures["measure"] != "local_complexity") | (measures["layer"] == "all")].copy()
+    """Per run, checkpoint and step: one column per measure (lc_<points>_r<radius>: local complexity summed
+    over the hidden layers; lc_with_output_<points>_r<radius>: with the output layer, as the reference code
+    counts; adversarial_radius; robust_acc_eps<ε>)."""
+    m = measures[(measures["measure"] != "local_complexity") | measures["layer"].isin(list(LC_COUNTS))].copy()
+    lc = m["measure"] == "local_complexity"
     m["column"] = np.select(
-        [m["measure"] == "local_complexity", m["measure"] == "robust_accuracy"],
-        ["lc_" + m["points"] + "_r" + m["radius"].map("{:g}".format),
+        [lc, m["measure"] == "robust_accuracy"],
+        [m["layer"].map(LC_COUNTS).fillna("") + "_" + m["points"] + "_r" + m["radius"].map("{:g}".format),
          "robust_acc_eps" + m["radius"].map("{:g}".format)],
         m["measure"])
     return m.pivot_table(index=[*RUN_KEYS, "checkpoint", "step"], columns="column", values="value",
@@ -142,75 +152,99 @@ def trajectory_table(measures: pd.DataFrame, runs: list[dict], metrics: list[pd.
 
 # --- onset steps and lags -------------------------------------------------------------------------------------
 
+ROBUST_FRACTIONS = (0.25, 0.5, 0.75)  # the onset at these fractions too: its sensitivity to the threshold
+RISE_TOLERANCE = 0.05  # of the curve's range: a smaller re-rise does not end a descent
+DESCENT_FRACTION = 0.10  # of the curve's range: a smaller fall is no final descent
+DIP_MARGIN = 0.05  # of the largest value: fall-rise-fall's minimum lies this far below both sides
+
 LAGS = {  # name: (later step, earlier step)
     "grokking_lag": ("generalised_step", "memorised_step"),
     "robust_lag": ("robust_onset_step", "generalised_step"),
-    "lc_peak_lag": ("lc_peak_step", "memorised_step"),
-    "lc_descent_lag": ("lc_descent_step", "generalised_step"),
+    **{f"{p}_{lag}": (f"{p}_{later}", earlier) for p in LC_COUNTS.values()
+       for lag, later, earlier in (("peak_lag", "peak_step", "memorised_step"),
+                                   ("descent_lag", "descent_step", "generalised_step"))},
+    **{f"robust_after_{p}_descent": ("robust_onset_step", f"{p}_descent_step") for p in LC_COUNTS.values()},
 }
 
 
-def complexity_shape(curve: pd.Series, after: int) -> dict:
-    """The local-complexity curve (indexed by step) read as fall, rise, fall: its initial value, the minimum
-    before the peak, the peak (the largest value at or after step `after`, the memorised step: the rise comes
-    after memorisation), the final value, and the descent step: the first step after the peak at which the
-    curve is below the midpoint of peak and final value. `fall_rise_fall`: the initial value is above the
-    minimum, the peak above both the minimum and the final value, each by more than 5 % of the peak."""
-    curve = curve.dropna().sort_index()
-    late = curve[curve.index >= after]
+def complexity_shape(curve: pd.Series, after: float) -> dict:
+    """The local-complexity curve (indexed by step, step 0 the untrained network) read from its whole course,
+    so that a transient dip is not taken for the descent (docs/protocols.md §9). The final descent starts at
+    the first step at or after `after` (the memorised step) from which the curve never again rises more than
+    `RISE_TOLERANCE` of its range above its lowest value since (a dip followed by a re-rise is not a
+    descent), provided it then falls by more than `DESCENT_FRACTION` of the range to its final value (else
+    there is none: NaN). The peak is the largest value at or after `after`. `fall_rise_fall`: the smallest
+    value strictly between step 0 and the descent start lies below both the untrained value and the value at
+    the descent start by more than `DIP_MARGIN` of the largest value."""
+    lc = curve.dropna().sort_index()
+    late = lc[lc.index >= after]
     if late.empty:
-        return dict(lc_initial=math.nan, lc_min=math.nan, lc_peak=math.nan, lc_final=math.nan,
-                    lc_peak_step=math.nan, lc_descent_step=math.nan, fall_rise_fall=False)
-    peak_step = late.idxmax()
-    peak, initial, final = late.max(), curve.iloc[0], curve.iloc[-1]
-    before = curve[curve.index <= peak_step]
-    low = before.min()
-    below = curve[(curve.index > peak_step) & (curve < (peak + final) / 2)]
-    margin = 0.05 * abs(peak)
-    return dict(lc_initial=initial, lc_min=low, lc_peak=peak, lc_final=final, lc_peak_step=peak_step,
-                lc_descent_step=below.index[0] if len(below) else math.nan,
-                fall_rise_fall=bool(initial - low > margin and peak - low > margin and peak - final > margin))
+        return dict(initial=math.nan, min=math.nan, peak=math.nan, final=math.nan, peak_step=math.nan,
+                    descent_step=math.nan, fall_rise_fall=False)
+    initial = lc.iloc[0] if lc.index[0] == 0 else math.nan  # no untrained network, no initial value
+    final, spread = lc.iloc[-1], lc.max() - lc.min()
+    values, tolerance = late.to_numpy(), RISE_TOLERANCE * spread
+    rises = lambda tail: (tail - np.minimum.accumulate(tail) > tolerance).any()  # noqa: E731
+    start = next(i for i in range(len(values)) if not rises(values[i:]))  # the last step always qualifies
+    top = values[start]
+    descent = late.index[start] if top - final > DESCENT_FRACTION * spread else math.nan
+    low = lc[(lc.index > 0) & (lc.index < descent)].min()  # NaN without a descent
+    margin = DIP_MARGIN * lc.max()
+    return dict(initial=initial, min=low, peak=late.max(), final=final, peak_step=late.idxmax(),
+                descent_step=descent, fall_rise_fall=bool(initial - low > margin and top - low > margin))
 
 
-def robust_onset(radius: pd.Series, memorised_step: int, memorised_radius: float, factor: float) -> float:
-    """The first measured step after memorisation at which the median adversarial radius reaches `factor` ×
-    its value at the memorised checkpoint (NaN if never)."""
-    later = radius[(radius.index > memorised_step) & (radius >= factor * memorised_radius)]
-    return float(later.index.min()) if len(later) else math.nan
+def robust_onset(radius: pd.Series, untrained: float, final: float, fraction: float) -> float:
+    """The first measured step at which the median adversarial radius (indexed by step) reaches
+    untrained + fraction · (final − untrained): a threshold between the untrained and the final network, so it
+    cannot sit below where training started. NaN if either end is unmeasured or the radius did not grow."""
+    if not final > untrained:  # NaN included
+        return math.nan
+    reached = radius[radius >= untrained + fraction * (final - untrained)]
+    return float(reached.index.min()) if len(reached) else math.nan
 
 
 def onset_table(trajectory: pd.DataFrame, checkpoints: list[dict], runs: list[dict], rule: OnsetRule,
                 epsilons: list[float]) -> pd.DataFrame:
-    """Per run: its checkpoints' steps, the robustness onset, the local-complexity shape and the lags; the
-    adversarial radius and robust accuracy at the memorised, generalised and final checkpoints."""
-    lc = f"lc_{rule.complexity_points}_r{rule.complexity_radius:g}"
+    """Per run: its checkpoints' steps; the robustness onset at `rule.robust_fraction` and at every
+    `ROBUST_FRACTIONS`; the local-complexity shape of both counts (hidden layers, `lc_*`; output layer
+    included, `lc_with_output_*`); the lags; the adversarial radius and robust accuracy of the untrained
+    network (step 0) and at the memorised, generalised and final checkpoints."""
     rows = []
     for key, found in zip(runs, checkpoints, strict=True):
         run = trajectory[np.logical_and.reduce([trajectory[k] == v for k, v in key.items()])]
         steps = {name: (cp["step"] if cp["reached"] else math.nan) for name, cp in found["checkpoints"].items()}
         at = {name: run[run["checkpoint"] == name].iloc[0] if (run["checkpoint"] == name).any() else None
               for name in steps}
+        at["untrained"] = run[run["step"] == 0].iloc[0] if (run["step"] == 0).any() else None
         row = dict(key, status=found["status"], final_step=steps.get("final"),
                    memorised_step=steps.get("memorised"), generalised_step=steps.get("generalised"))
-        for name in ("memorised", "generalised", "final"):
+        for name in ("untrained", "memorised", "generalised", "final"):
             row[f"{name}_radius"] = at[name]["adversarial_radius"] if at.get(name) is not None else math.nan
             for eps in epsilons:
                 column = f"robust_acc_eps{eps:g}"
                 row[f"{name}_{column}"] = at[name][column] if at.get(name) is not None else math.nan
         # every measured network, a checkpoint at a step between milestones included, on one curve
         measured = run.drop_duplicates("step").set_index("step").sort_index()
+        onset = lambda f: robust_onset(measured["adversarial_radius"], row["untrained_radius"],  # noqa: E731
+                                       row["final_radius"], f)
+        row["robust_onset_step"] = onset(rule.robust_fraction)
+        row.update({f"robust_onset_step_f{f:g}": onset(f) for f in ROBUST_FRACTIONS})
         memorised = row["memorised_step"]
-        row["robust_onset_step"] = (robust_onset(measured["adversarial_radius"], memorised, row["memorised_radius"],
-                                                 rule.robust_factor) if not math.isnan(memorised) else math.nan)
-        row.update(complexity_shape(measured[lc], 0 if math.isnan(memorised) else memorised))
+        for prefix in LC_COUNTS.values():
+            column = f"{prefix}_{rule.complexity_points}_r{rule.complexity_radius:g}"
+            shape = complexity_shape(measured[column], 0 if math.isnan(memorised) else memorised)
+            row.update({f"{prefix}_{k}": v for k, v in shape.items()})
         for lag, (later, earlier) in LAGS.items():
             row[lag] = row[later] - row[earlier]
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-LAG_QUANTITIES = ("memorised_step", "generalised_step", "robust_onset_step", "lc_peak_step", "lc_descent_step",
-                  *LAGS, "memorised_radius", "generalised_radius", "final_radius")
+LAG_QUANTITIES = ("memorised_step", "generalised_step", "robust_onset_step",
+                  *(f"robust_onset_step_f{f:g}" for f in ROBUST_FRACTIONS),
+                  *(f"{p}_{q}" for p in LC_COUNTS.values() for q in ("peak_step", "descent_step")), *LAGS,
+                  "untrained_radius", "memorised_radius", "generalised_radius", "final_radius")
 LAG_COLUMNS = (*GROUP_KEYS, "quantity", "statistic", "n_seeds", "value", "ci_low", "ci_high", "seed_min", "seed_max",
                "seeds")
 

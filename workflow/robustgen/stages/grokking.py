@@ -15,9 +15,10 @@ import torch
 from .. import data as datasets
 from ..io import atomic_torch_save, read_json, write_csv, write_json
 from ..models import build, model_spec, scale_init_
-from ..runs import snapshot_path, snapshot_steps
+from ..runs import read_metrics, snapshot_path, snapshot_steps
 from ..settings import GrokkingTraining
-from ..train import DTYPES, METRICS, Data, Resume, adam_options, evaluation_steps, resolve_device, train
+from ..train import (DTYPES, METRICS, PROGRESS_SECONDS, Data, Resume, adam_options, evaluation_steps, resolve_device,
+                     train)
 
 
 def stop_after_generalising(test_acc: float, steps_after: int):
@@ -63,6 +64,10 @@ def run(split_path: Path, training: GrokkingTraining, *, init_scale: float, weig
                                   **adam_options(device))
     generator = torch.Generator(device=device).manual_seed(seed)
     identity = dict(settings=settings, data=hashlib.sha256(Path(split_path).read_bytes()).hexdigest())
+
+    print(f"grokking run: init_scale {init_scale}, weight_decay {weight_decay}, seed {seed}, jacobian_penalty "
+          f"{jacobian_penalty}{', long run' if long_run else ''}: up to {training.max_steps} steps on {device}; "
+          f"a progress line at most every {PROGRESS_SECONDS:g} s", flush=True)
 
     def keep_snapshot(step, model, record):
         state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -168,8 +173,9 @@ def stored_runs(run_jsons: list[Path], metric_csvs: list[Path], checkpoints_json
     """The runs as the grokking figures draw them: α, wd, seed, metric log and checkpoints of each."""
     runs = []
     for run_json, metrics, checkpoints in zip(run_jsons, metric_csvs, checkpoints_jsons, strict=True):
-        settings = read_json(run_json)["settings"]
+        run = read_json(run_json)
+        settings = run["settings"]
         runs.append(dict(init_scale=settings["init_scale"], weight_decay=settings["weight_decay"],
-                         seed=settings["seed"], metrics=pd.read_csv(metrics),
+                         seed=settings["seed"], metrics=read_metrics(metrics, run_json, run),
                          checkpoints=read_json(checkpoints)["checkpoints"]))
     return runs

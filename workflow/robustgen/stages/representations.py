@@ -2,8 +2,10 @@
 
 Networks of one deeper architecture, trained by the adversarial stage (standard, PGD, FGSM; for the robust
 ones the best network by held-out PGD accuracy beside the final one: early-stopped vs final, before vs after
-catastrophic overfitting), compared layer by layer with CKA on benign test images and on PGD inputs; the
-same comparisons between two seeds of one method are the baseline a difference must exceed. The grokking
+catastrophic overfitting), and each seed's untrained network (their common initialisation: the control
+every structure scalar is read against), compared layer by layer with CKA on benign test images and on PGD
+inputs both compared networks see; kinds are compared between seeds, so that, like the seed baseline (one
+kind, two seeds), no compared pair shares an initialisation. Scalars use debiased CKA (no floor). The grokking
 checkpoints and snapshots are placed beside standard and robust networks of their own architecture.
 """
 
@@ -20,26 +22,31 @@ import torch
 from .. import data as datasets
 from ..io import load_file, read_json
 from ..measures.perturbations import linf_ascent, pgd
-from ..measures.similarity import Representation, hidden_and_output, structure
+from ..measures.similarity import Representation, gram_linear, hidden_and_output, structure
 from ..measures.stats import seed_mean
-from ..models import from_state
+from ..models import build, from_state
 from ..runs import RUN_COLUMNS, milestone_snapshots, open_run, stored_checkpoints
 from ..settings import (Bootstrap, CkaAlongRuns, CkaEstimator, GrokkingPlacement, OverfittingRule,
                         RepresentationComparison)
 from ..train import DTYPES, resolve_device
-from .adversarial import detect_overfitting
+from .adversarial import detect_overfitting, schedule
 
 # The compared networks of a seed: standard training's final network; for PGD and FGSM training the final
 # network and the best one (highest held-out PGD accuracy after the warm-up: the early-stopped network, for
 # FGSM the one before catastrophic overfitting).
 NETWORKS = ("standard", "pgd", "pgd_best", "fgsm", "fgsm_best")
-# Pairs compared within one seed (rows, columns); every network is also compared with itself.
-SAME_SEED = (("standard", "pgd"), ("standard", "fgsm"), ("pgd", "fgsm"), ("pgd_best", "pgd"), ("fgsm_best", "fgsm"))
-# The seed baseline: one kind of network, two seeds.
-ACROSS_SEEDS = ("standard", "pgd", "fgsm")
-# On PGD inputs (made against the row network) only the final networks are compared.
-ON_PGD_INPUTS = ("standard", "pgd", "fgsm")
-CKA_COLUMNS = ("dataset", "model", "inputs", "network_a", "seed_a", "network_b", "seed_b", "layer_a", "layer_b", "cka")
+# The block-structure control: the runs' initialisation (one per seed: every run of a seed starts from it).
+UNTRAINED = "untrained"
+# Pairs of one run (rows, columns): best vs final. They share everything up to the best network's step.
+SAME_RUN = (("pgd_best", "pgd"), ("fgsm_best", "fgsm"))
+# Pairs of final networks compared between two seeds (every ordered pair s ≠ s′), so that no compared pair shares
+# an initialisation: between kinds, and each kind with itself (the seed baseline of the kinds starting it).
+FINAL = ("standard", "pgd", "fgsm")
+BETWEEN = (("standard", "pgd"), ("standard", "fgsm"), ("pgd", "fgsm"),
+           ("standard", "standard"), ("pgd", "pgd"), ("fgsm", "fgsm"))
+# `against`: the network the inputs were made against — none (benign), a (network_a) or b (network_b).
+CKA_COLUMNS = ("dataset", "model", "inputs", "against", "network_a", "seed_a", "network_b", "seed_b", "layer_a",
+               "layer_b", "cka", "cka_debiased")
 
 
 def comparison_images(split: datasets.Split, run: dict, count: int, *, device, dtype):
@@ -64,8 +71,19 @@ def kept_networks(method: str, steps: dict[str, int | None]) -> dict[str, str]:
     return kept
 
 
-def trained_networks(runs: list[Path], networks: list[Path], device) -> dict[tuple[str, int], torch.nn.Module]:
-    """{(network name, seed): network} of the compared runs (see NETWORKS)."""
+def initial_network(spec: dict, seed: int, *, device, dtype) -> torch.nn.Module:
+    """The initialisation of every run of `seed`, drawn as the adversarial stage's run() draws it
+    (torch.manual_seed(seed), build(spec) on the CPU, then cast), without moving the global generator."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = build(spec)
+    return net.to(device=device, dtype=dtype).eval()
+
+
+def trained_networks(runs: list[Path], networks: list[Path], device,
+                     untrained: bool = False) -> dict[tuple[str, int], torch.nn.Module]:
+    """{(network name, seed): network} of the compared runs (see NETWORKS); with `untrained`, also each seed's
+    initialisation (UNTRAINED), in the stored networks' dtype."""
     found = {}
     for run_json, networks_path in zip(runs, networks, strict=True):
         settings = read_json(run_json)["settings"]
@@ -73,61 +91,80 @@ def trained_networks(runs: list[Path], networks: list[Path], device) -> dict[tup
         stored = blob["networks"]
         for which, name in kept_networks(settings["method"], {k: v["step"] for k, v in stored.items()}).items():
             found[(name, settings["seed"])] = from_state(blob["model_spec"], stored[which]["state_dict"], device=device)
+        if untrained and (UNTRAINED, settings["seed"]) not in found:
+            dtype = next(iter(stored["final"]["state_dict"].values())).dtype
+            found[(UNTRAINED, settings["seed"])] = initial_network(blob["model_spec"], settings["seed"],
+                                                                   device=device, dtype=dtype)
     return found
+
+
+def compared_pairs(seeds: list[int]) -> list[tuple[str, str, tuple, tuple]]:
+    """(inputs, against, network a, network b) of every comparison: each network and each seed's control with
+    itself (on PGD inputs: final networks and the control, against themselves); best vs final of one run
+    (benign); the BETWEEN pairs of final networks for every ordered pair of distinct seeds — benign, and on PGD
+    inputs made against network a and, separately, against network b, both networks seeing the same inputs."""
+    pairs = [("benign", "none", (n, s), (n, s)) for n in (*NETWORKS, UNTRAINED) for s in seeds]
+    pairs += [("pgd", "a", (n, s), (n, s)) for n in (*FINAL, UNTRAINED) for s in seeds]
+    pairs += [("benign", "none", (a, s), (b, s)) for a, b in SAME_RUN for s in seeds]
+    two_seeds = [((a, sa), (b, sb)) for a, b in BETWEEN for sa, sb in itertools.permutations(seeds, 2)]
+    pairs += [("benign", "none", a, b) for a, b in two_seeds]
+    pairs += [("pgd", side, a, b) for a, b in two_seeds for side in ("a", "b")]
+    return pairs
+
+
+def _represent(held: dict, key, net: torch.nn.Module, images: torch.Tensor, estimator: CkaEstimator) -> tuple:
+    """(layer names, Representation with the study's estimator, debiased one) of `net` on `images`, kept in
+    `held` under `key` for the other pairs on the same images."""
+    if key not in held:
+        acts = list(hidden_and_output(net, images).items())
+        values = [a for _, a in acts]
+        linear = [gram_linear(a) for a in values]  # both estimators' kernel where the study's is linear
+        shared = linear if estimator.estimator in ("linear", "debiased") else None
+        study = Representation(values, estimator=estimator.estimator, rbf_threshold=estimator.rbf_threshold,
+                               batch_size=estimator.batch_size, grams=shared)
+        same = estimator.estimator == "debiased" and not study.minibatch
+        debiased = study if same else Representation(values, estimator="debiased", grams=linear)
+        held[key] = [name for name, _ in acts], study, debiased
+    return held[key]
 
 
 def compare(split_path: Path, runs: list[Path], networks: list[Path], s: RepresentationComparison,
             estimator: CkaEstimator, device: str) -> pd.DataFrame:
-    """Layer × layer CKA (hidden layers and output) of every compared network with itself, of the pairs in
-    SAME_SEED, and of each kind in ACROSS_SEEDS between two seeds — on benign images, and on PGD inputs made
-    against the row network at the runs' ε (final networks only)."""
+    """Layer × layer CKA (hidden layers and output) of the pairs of `compared_pairs`, with the study's
+    estimator (`cka`, the heatmaps) and with debiased linear CKA on the whole image set (`cka_debiased`,
+    every scalar: the biased estimate has a floor that depends on the layers' widths). One input set at a
+    time (benign, then the PGD inputs against each attacked network), so only its representations are held."""
     device = resolve_device(device)
     first = read_json(runs[0])
     dtype, eps = DTYPES[first["settings"]["dtype"]], first["settings"]["eps"]
     split = datasets.read_split(split_path)
     x, y = comparison_images(split, first, s.images, device=device, dtype=dtype)
-    nets = trained_networks(runs, networks, device)
+    nets = trained_networks(runs, networks, device, untrained=True)
     seeds = sorted({seed for _, seed in nets})
     attack = pgd(s.pgd_inputs.steps, s.pgd_inputs.step)
-    inputs = {"benign": {}}  # inputs kind → {network made against: images}
-    cache: dict[tuple, tuple[list[str], Representation]] = {}
-
-    def images(kind, against):
-        if kind == "benign":
-            return x
-        if against not in inputs.setdefault(kind, {}):
-            generator = torch.Generator(device=device).manual_seed(1000 * NETWORKS.index(against[0]) + against[1])
-            inputs[kind][against] = linf_ascent(nets[against], x, y, loss="cross_entropy", eps=eps, ascent=attack,
-                                                generator=generator)
-        return inputs[kind][against]
-
-    def representation(net, kind, against):
-        key = (net, kind, against)
-        if key not in cache:
-            acts = hidden_and_output(nets[net], images(kind, against))
-            cache[key] = list(acts), Representation(list(acts.values()), estimator=estimator.estimator,
-                                                    rbf_threshold=estimator.rbf_threshold,
-                                                    batch_size=estimator.batch_size)
-        return cache[key]
-
-    pairs = [("benign", (n, seed), (n, seed)) for n in NETWORKS for seed in seeds]
-    pairs += [("benign", (a, seed), (b, seed)) for a, b in SAME_SEED for seed in seeds]
-    pairs += [("benign", (n, sa), (n, sb)) for n in ACROSS_SEEDS for sa, sb in itertools.combinations(seeds, 2)]
-    pairs += [("pgd", (n, seed), (n, seed)) for n in ON_PGD_INPUTS for seed in seeds]
-    pairs += [("pgd", (a, seed), (b, seed)) for a, b in SAME_SEED if a in ON_PGD_INPUTS and b in ON_PGD_INPUTS
-              for seed in seeds]
-    pairs += [("pgd", (n, sa), (n, sb)) for n in ON_PGD_INPUTS for sa, sb in itertools.combinations(seeds, 2)]
+    by_inputs: dict[tuple, list] = {}  # (inputs, attacked network or None) → [(against, a, b)]
+    for inputs, against, a, b in compared_pairs(seeds):
+        if a in nets and b in nets:  # a best network that was never kept (no step after the warm-up) is skipped
+            attacked = None if inputs == "benign" else (a if against == "a" else b)
+            by_inputs.setdefault((inputs, attacked), []).append((against, a, b))
     rows = []
     identity = dict(dataset=first["data"]["dataset"], model=first["settings"]["model"])
-    for kind, a, b in pairs:
-        if a not in nets or b not in nets:
-            continue  # a best network that was never kept (no step after the warm-up)
-        against = a if kind == "pgd" else None
-        (names_a, rep_a), (names_b, rep_b) = representation(a, kind, against), representation(b, kind, against)
-        matrix = rep_a.cka(rep_b)
-        rows += [dict(identity, inputs=kind, network_a=a[0], seed_a=a[1], network_b=b[0], seed_b=b[1],
-                      layer_a=la, layer_b=lb, cka=matrix[i, j].item())
-                 for (i, la), (j, lb) in itertools.product(enumerate(names_a), enumerate(names_b))]
+    order = (*NETWORKS, UNTRAINED)
+    for (inputs, attacked), pairs in by_inputs.items():
+        images = x
+        if attacked is not None:
+            generator = torch.Generator(device=device).manual_seed(1000 * order.index(attacked[0]) + attacked[1])
+            images = linf_ascent(nets[attacked], x, y, loss="cross_entropy", eps=eps, ascent=attack,
+                                 generator=generator)
+        held: dict[tuple, tuple] = {}
+        for against, a, b in pairs:
+            (names_a, study_a, debiased_a), (names_b, study_b, debiased_b) = (
+                _represent(held, net, nets[net], images, estimator) for net in (a, b))
+            matrix, debiased = study_a.cka(study_b), debiased_a.cka(debiased_b)
+            rows += [dict(identity, inputs=inputs, against=against, network_a=a[0], seed_a=a[1], network_b=b[0],
+                          seed_b=b[1], layer_a=la, layer_b=lb, cka=matrix[i, j].item(),
+                          cka_debiased=debiased[i, j].item())
+                     for (i, la), (j, lb) in itertools.product(enumerate(names_a), enumerate(names_b))]
     return pd.DataFrame(rows, columns=CKA_COLUMNS)
 
 
@@ -142,7 +179,7 @@ def place_grokking(grokking_split: Path, checkpoints: list[Path], snapshots: lis
                    s: GrokkingPlacement, estimator: CkaAlongRuns, device: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(per layer, CKA of each grokking checkpoint with every standard and PGD-trained network of its own
     architecture; along each grokking run, at milestone snapshots, the structure scalars of its layer × layer
-    CKA and its mean per-layer CKA with the standard and with the robust family) — on the representation
+    debiased CKA and its mean per-layer CKA with the standard and with the robust family) — on the representation
     stage's images, which no grokking run trained on (the grokking training set is the first
     grokking.train_size images of the same split order, the adversarial test set its last images)."""
     device = resolve_device(device)
@@ -152,9 +189,9 @@ def place_grokking(grokking_split: Path, checkpoints: list[Path], snapshots: lis
     options = dict(estimator=estimator.estimator, rbf_threshold=estimator.rbf_threshold,
                    batch_size=estimator.batch_size)
 
-    def represent(model):
+    def represent(model, **chosen):
         acts = hidden_and_output(model, x.to(next(model.parameters()).dtype))
-        return list(acts), Representation(list(acts.values()), **options)
+        return list(acts), Representation(list(acts.values()), **(chosen or options))
 
     family = {key: represent(net) for key, net in trained_networks(family_runs, family_networks, device).items()
               if key[0] in ("standard", "pgd")}
@@ -173,7 +210,8 @@ def place_grokking(grokking_split: Path, checkpoints: list[Path], snapshots: lis
                          for layer, value in zip(names, diagonal)]
         for step, model in milestone_snapshots(snapshot_dir, estimator.snapshots, device):
             names, rep = represent(model)
-            within = structure(rep.cka(rep))
+            own = represent(model, estimator="debiased")[1]  # the scalars: debiased, as the family's (no floor)
+            within = structure(own.cka(own))
             towards = {kind: float(np.mean([torch.diagonal(rep.cka(f_rep)).mean().item()
                                             for (k, _), (_, f_rep) in family.items() if k == kind]))
                        for kind in ("standard", "pgd")}
@@ -192,90 +230,170 @@ def run_summaries(runs: list[Path], logs: list[Path], rule: OverfittingRule) -> 
     for run_json, log_csv in zip(runs, logs, strict=True):
         run = read_json(run_json)
         settings = run["settings"]
-        co = detect_overfitting(pd.read_csv(log_csv), rule) if settings["method"] != "standard" else {}
+        adversarial = settings["method"] != "standard"
+        co = detect_overfitting(pd.read_csv(log_csv), rule, **schedule(run)) if adversarial else {}
         kept = kept_networks(settings["method"], {k: v["step"] for k, v in run["evaluation"].items()})
         for which, name in kept.items():
             e = run["evaluation"][which]
             after = bool(co.get("co")) and e["step"] >= co["co_step"]
             rows.append(dict(network=name, seed=settings["seed"], step=e["step"], steps=run["steps"],
                              clean_acc=e["clean_acc"], pgd50_acc=e["pgd_acc"], co=co.get("co", False),
-                             co_form=co.get("co_form", ""), co_step=co.get("co_step"), after_co=after))
+                             co_verdict=co.get("co_verdict", ""), co_step=co.get("co_step"), after_co=after))
     return pd.DataFrame(rows)
 
 
 STRUCTURE = ("near", "far", "block_index", "long_range")
 
 
+def _matrix(part: pd.DataFrame, value: str = "cka_debiased") -> torch.Tensor:
+    """The layer × layer matrix of one network pair's rows, layers in the order computed."""
+    names = list(dict.fromkeys(part["layer_a"]))
+    matrix = part.pivot(index="layer_a", columns="layer_b", values=value).reindex(index=names, columns=names)
+    return torch.tensor(matrix.to_numpy())
+
+
 def structure_table(cka: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
-    """representation_structure.csv: per network, seed and inputs, the structure scalars of its own layer ×
-    layer CKA, beside the network's accuracies and its run's CO verdict."""
+    """representation_structure.csv: per network (the untrained control included), seed and inputs, the
+    structure scalars of its own layer × layer debiased CKA; `<scalar>_minus_untrained`: the same minus the
+    untrained network of the seed on the same kind of inputs (the control); beside them the network's
+    accuracies and its run's CO verdict."""
     rows = []
     own = cka[(cka["network_a"] == cka["network_b"]) & (cka["seed_a"] == cka["seed_b"])]
     for (inputs, network, seed), part in own.groupby(["inputs", "network_a", "seed_a"], sort=True):
-        names = list(dict.fromkeys(part["layer_a"]))
-        matrix = part.pivot(index="layer_a", columns="layer_b", values="cka").reindex(index=names, columns=names)
         rows.append(dict(dataset=part["dataset"].iloc[0], model=part["model"].iloc[0], inputs=inputs,
-                         network=network, seed=seed, **structure(torch.tensor(matrix.to_numpy()))))
+                         network=network, seed=seed, **structure(_matrix(part))))
     table = pd.DataFrame(rows)
+    control = table.loc[table["network"] == UNTRAINED, ["inputs", "seed", *STRUCTURE]]
+    table = table.merge(control, on=["inputs", "seed"], how="left", suffixes=("", "_untrained"))
+    for measure in STRUCTURE:
+        table[f"{measure}_minus_untrained"] = table[measure] - table.pop(f"{measure}_untrained")
     return table.merge(runs, on=["network", "seed"], how="left")
 
 
 def _interval(values: list[float], b: Bootstrap) -> dict:
-    """Mean over seeds (or seed pairs) with its bootstrap interval, and the range."""
+    """Seed-level estimate: the mean of one value per seed, its 95 % percentile bootstrap interval over seeds,
+    the number of seeds and the range."""
     values = [v for v in values if not math.isnan(v)]
     found = seed_mean([np.array([v]) for v in values], resamples=b.resamples, seed=b.seed)
-    return dict(n=found["n_seeds"], mean=found["mean"], ci_low=found["ci_low"], ci_high=found["ci_high"],
+    return dict(n_seeds=found["n_seeds"], estimate=found["mean"], ci_low=found["ci_low"], ci_high=found["ci_high"],
                 min=min(values, default=np.nan), max=max(values, default=np.nan))
 
 
-SUMMARY_COLUMNS = ("dataset", "model", "inputs", "network", "measure", "statistic", "n", "mean", "ci_low", "ci_high",
-                   "min", "max")
+def seed_spread(by_seed: dict[int, float]) -> list[float]:
+    """Per seed s, the mean over the other seeds s′ of |x_s − x_s′|: how far two seeds of one kind lie apart,
+    one value per seed (the seed baseline a difference must exceed)."""
+    return [float(np.mean([abs(v - w) for t, w in by_seed.items() if t != s])) for s, v in by_seed.items()
+            if len(by_seed) > 1]
 
 
-def summary_table(structures: pd.DataFrame, b: Bootstrap) -> pd.DataFrame:
-    """representation_summary.csv: per inputs, network and structure scalar —
-    'value': its mean over seeds; 'minus_standard': the paired difference network − standard network of the
-    same seed; 'seed_baseline': |difference| between two seeds of the same kind of network (what seed noise
-    alone gives). Intervals: bootstrap over seeds (over seed pairs for the baseline)."""
+SUMMARY_COLUMNS = ("dataset", "model", "inputs", "measure", "network", "statistic", "n_seeds", "estimate", "ci_low",
+                   "ci_high", "min", "max", "baseline", "baseline_n_seeds", "baseline_estimate", "baseline_ci_low",
+                   "baseline_ci_high")
+OVERFITTING = ("overfit_shallow_change", "overfit_deep_change", "overfit_deep_minus_shallow")
+
+
+def _with_baseline(key: dict, statistic: str, values: list[float], baseline: str, baseline_values: list[float],
+                   b: Bootstrap) -> dict:
+    found = _interval(values, b)
+    base = _interval(baseline_values, b)
+    return dict(key, statistic=statistic, **found, baseline=baseline, baseline_n_seeds=base["n_seeds"],
+                baseline_estimate=base["estimate"], baseline_ci_low=base["ci_low"], baseline_ci_high=base["ci_high"])
+
+
+def overfitting_changes(cka: pd.DataFrame, structures: pd.DataFrame) -> pd.DataFrame:
+    """Per run with a best network (method, seed): 1 − debiased CKA of each layer of the best network with the
+    same layer of the final one, averaged over the shallow half of the compared layers (the first ⌊L/2⌋) and
+    the deep half (the rest), their difference, and whether the run collapsed after its best network (`co`:
+    CO, and the best network before the onset) or never collapsed (`no_co`); else '' (best after the onset)."""
+    same = cka[(cka["inputs"] == "benign") & (cka["layer_a"] == cka["layer_b"]) & (cka["seed_a"] == cka["seed_b"])]
+    verdict = structures[structures["inputs"] == "benign"].set_index(["network", "seed"])
+    rows = []
+    for best, final in SAME_RUN:
+        for seed, part in same[(same["network_a"] == best) & (same["network_b"] == final)].groupby("seed_a"):
+            change = 1 - part["cka_debiased"].to_numpy()
+            half = len(change) // 2
+            run = verdict.loc[(best, seed)] if (best, seed) in verdict.index else {}
+            co, after = (str(run.get(column)) == "True" for column in ("co", "after_co"))  # bools, or read back
+            rows.append(dict(dataset=part["dataset"].iloc[0], model=part["model"].iloc[0], network=final, seed=seed,
+                             overfit_shallow_change=change[:half].mean(), overfit_deep_change=change[half:].mean(),
+                             overfit_deep_minus_shallow=change[half:].mean() - change[:half].mean(),
+                             collapse="no_co" if not co else ("co" if not after else "")))
+    return pd.DataFrame(rows, columns=["dataset", "model", "network", "seed", *OVERFITTING, "collapse"])
+
+
+def summary_table(structures: pd.DataFrame, cka: pd.DataFrame, b: Bootstrap) -> pd.DataFrame:
+    """representation_summary.csv: seed-level estimates (mean of one value per seed, 95 % bootstrap interval
+    over seeds, n_seeds), each with its baseline beside it.
+
+    Structure scalars (debiased CKA; per inputs and network, the untrained control included):
+    'value' — the scalar; baseline: |seed s − seed s′| of the same network kind.
+    'minus_untrained' — the scalar minus the untrained network of the same seed (control-subtracted);
+      baseline: |seed s − seed s′| of that control-subtracted scalar.
+    'minus_standard' — the scalar minus the standard network's of the same seed: the control-subtracted
+      difference (the control of the seed cancels); baseline: |seed s − seed s′| of the standard network's
+      control-subtracted scalar (two standard networks that share no initialisation).
+    Overfitting (OVERFITTING, benign, network: pgd or fgsm): 'co' — best vs final network over the runs that
+    collapsed after their best network; baseline: best vs final over the runs of either method without CO."""
     rows = []
     for (dataset, model, inputs), part in structures.groupby(["dataset", "model", "inputs"], sort=True):
         by = part.set_index(["network", "seed"])
-        for network in [n for n in NETWORKS if n in set(part["network"])]:
-            seeds = sorted(part.loc[part["network"] == network, "seed"])
+        for network in [n for n in (*NETWORKS, UNTRAINED) if n in set(part["network"])]:
             for measure in STRUCTURE:
-                value = by.loc[network, measure] if len(seeds) else pd.Series(dtype=float)
-                stats = {"value": [value[s] for s in seeds],
-                         "seed_baseline": [abs(value[a] - value[b_]) for a, b_ in itertools.combinations(seeds, 2)]}
-                if network != "standard":
-                    stats["minus_standard"] = [value[s] - by.loc[("standard", s), measure] for s in seeds
-                                               if ("standard", s) in by.index]
-                rows += [dict(dataset=dataset, model=model, inputs=inputs, network=network, measure=measure,
-                              statistic=statistic, **_interval(values, b)) for statistic, values in stats.items()]
+                key = dict(dataset=dataset, model=model, inputs=inputs, measure=measure, network=network)
+                value = by.loc[network, measure].to_dict()
+                rows.append(_with_baseline(key, "value", list(value.values()), f"|{network} seed s - seed s'|",
+                                           seed_spread(value), b))
+                if network == UNTRAINED:
+                    continue
+                control = by.loc[network, f"{measure}_minus_untrained"].to_dict()
+                rows.append(_with_baseline(key, "minus_untrained", list(control.values()),
+                                           f"|{network} - untrained, seed s - seed s'|", seed_spread(control), b))
+                if network != "standard" and "standard" in by.index.get_level_values(0):
+                    standard = by.loc["standard", f"{measure}_minus_untrained"].to_dict()
+                    paired = [v - standard[s] for s, v in control.items() if s in standard]
+                    rows.append(_with_baseline(key, "minus_standard", paired,
+                                               "|standard - untrained, seed s - seed s'|", seed_spread(standard), b))
+    changes = overfitting_changes(cka, structures)
+    without = changes[changes["collapse"] == "no_co"]
+    for (dataset, model, network), part in changes.groupby(["dataset", "model", "network"], sort=True):
+        for measure in OVERFITTING:
+            key = dict(dataset=dataset, model=model, inputs="benign", measure=measure, network=network)
+            rows.append(_with_baseline(key, "co", part.loc[part["collapse"] == "co", measure].tolist(),
+                                       "best vs final, runs without CO (PGD and FGSM)",
+                                       without.loc[without["dataset"] == dataset, measure].tolist(), b))
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
-LAYER_COLUMNS = ("dataset", "model", "inputs", "comparison", "network_a", "network_b", "across", "layer", "n", "mean",
-                 "ci_low", "ci_high", "min", "max")
+LAYER_COLUMNS = ("dataset", "model", "inputs", "against", "comparison", "network_a", "network_b", "init", "layer",
+                 "n_seeds", "estimate", "ci_low", "ci_high", "min", "max", "baseline", "baseline_n_seeds",
+                 "baseline_estimate", "baseline_ci_low", "baseline_ci_high")
 
 
 def layers_table(cka: pd.DataFrame, b: Bootstrap) -> pd.DataFrame:
-    """representation_layers.csv: per layer, the CKA of a layer with the same layer of another network — the
-    pairs of one seed (e.g. pgd_best vs pgd: early-stopped vs final; fgsm_best vs fgsm: before vs after CO;
-    standard vs pgd) and of one kind between two seeds (the baseline) — mean over seeds or seed pairs with
-    its interval."""
-    same = cka[cka["layer_a"] == cka["layer_b"]]
-    own = (same["network_a"] == same["network_b"]) & (same["seed_a"] == same["seed_b"])
-    same = same[~own]
+    """representation_layers.csv: per layer, the debiased CKA of a layer with the same layer of another
+    network. One run: best vs final (init 'same run'). Two seeds (init 'independent'): per seed s of network
+    a, the mean over the seeds s′ ≠ s of network b, then the seed-level estimate over s; beside a comparison
+    of two kinds its baseline, network a's kind with itself between two seeds on the same kind of inputs."""
+    same = cka[(cka["layer_a"] == cka["layer_b"])
+               & ~((cka["network_a"] == cka["network_b"]) & (cka["seed_a"] == cka["seed_b"]))]
+    keys = ["dataset", "model", "inputs", "against", "network_a", "network_b"]
     rows = []
-    keys = ["dataset", "model", "inputs", "network_a", "network_b"]
     for key, part in same.groupby(keys, sort=False):
-        for across, pairs in part.groupby(part["seed_a"] != part["seed_b"], sort=True):
-            comparison = f"{key[3]} vs {key[4]}" + (" (two seeds)" if across else "")
-            for layer in dict.fromkeys(pairs["layer_a"]):
-                values = pairs.loc[pairs["layer_a"] == layer, "cka"].tolist()
-                rows.append(dict(zip(keys, key), comparison=comparison, across=bool(across), layer=layer,
-                                 **_interval(values, b)))
-    return pd.DataFrame(rows, columns=LAYER_COLUMNS)
+        across = bool((part["seed_a"] != part["seed_b"]).all())
+        comparison = f"{key[4]} vs {key[5]}" + (" (two seeds)" if across else "")
+        per_seed = part.groupby(["layer_a", "seed_a"], sort=False)["cka_debiased"].mean()
+        for layer in dict.fromkeys(part["layer_a"]):
+            rows.append(dict(zip(keys, key), comparison=comparison, init="independent" if across else "same run",
+                             layer=layer, **_interval(per_seed.loc[layer].tolist(), b)))
+    table = pd.DataFrame(rows, columns=LAYER_COLUMNS[:-5])
+    table["baseline"] = [f"{a} vs {a} (two seeds)" if init == "independent" and a != bb else ""
+                         for a, bb, init in zip(table["network_a"], table["network_b"], table["init"])]
+    base = table[["dataset", "model", "inputs", "against", "comparison", "layer", "n_seeds", "estimate", "ci_low",
+                  "ci_high"]].rename(columns={"comparison": "baseline", "n_seeds": "baseline_n_seeds",
+                                              "estimate": "baseline_estimate", "ci_low": "baseline_ci_low",
+                                              "ci_high": "baseline_ci_high"})
+    table = table.merge(base, on=["dataset", "model", "inputs", "against", "baseline", "layer"], how="left")
+    return table[list(LAYER_COLUMNS)]
 
 
 def grokking_table(placed: pd.DataFrame, b: Bootstrap) -> pd.DataFrame:
@@ -287,6 +405,8 @@ def grokking_table(placed: pd.DataFrame, b: Bootstrap) -> pd.DataFrame:
     per_seed = placed.groupby([*groups, "seed", "family"], sort=False)["cka"].mean().unstack("family")
     per_seed["pgd - standard"] = per_seed["pgd"] - per_seed["standard"]
     long = per_seed[["standard", "pgd", "pgd - standard"]].stack().rename("cka").reset_index()
-    rows = [dict(zip([*groups, "family"], key), **_interval(part["cka"].tolist(), b))
-            for key, part in long.groupby([*groups, "family"], sort=False)]
+    rows = []
+    for key, part in long.groupby([*groups, "family"], sort=False):
+        found = _interval(part["cka"].tolist(), b)
+        rows.append(dict(zip([*groups, "family"], key), n=found.pop("n_seeds"), mean=found.pop("estimate"), **found))
     return pd.DataFrame(rows, columns=[*groups, "family", "n", "mean", "ci_low", "ci_high", "min", "max"])
