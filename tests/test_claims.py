@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from robustgen.settings import Bootstrap, ClaimRule
+from robustgen.settings import ClaimRule
 from robustgen.stages import claims as c
 
 ROOT = Path(__file__).resolve().parents[1]
-RULE = ClaimRule(min_seeds=3, level=0.95, bootstrap=Bootstrap(resamples=2000, seed=0))
+RULE = ClaimRule(min_seeds=3, level=0.95)
 
 
 @pytest.mark.parametrize("low, high, side, expected", [
@@ -67,14 +67,30 @@ def test_one_reversed_seed_of_three_leaves_the_claim_inconclusive():
     assert got["ci_low"] < 0 < got["ci_high"] and got["verdict"] == "inconclusive"
 
 
-def test_the_interval_resamples_runs():
+def test_the_interval_is_students_t_over_seeds():
     effects = [0.2, 0.4, 0.9, 1.1, 1.4]
-    estimate, low, high, n = c.interval(effects, RULE)
-    rng = np.random.default_rng(1)
-    means = rng.choice(effects, size=(20000, 5)).mean(axis=1)
-    assert estimate == pytest.approx(np.mean(effects)) and n == 5
-    assert low == pytest.approx(np.quantile(means, 0.025), abs=0.03)
-    assert high == pytest.approx(np.quantile(means, 0.975), abs=0.03)
+    estimate, low, high, n = c.interval(effects, 0.95)
+    half = 2.7764451 * np.std(effects, ddof=1) / np.sqrt(5)  # t(0.975, 4 degrees of freedom)
+    assert estimate == pytest.approx(0.8) and n == 5
+    assert (low, high) == pytest.approx((0.8 - half, 0.8 + half), abs=1e-6)
+    assert np.isnan(c.interval([0.3], 0.95)[1])  # one seed: no interval
+
+
+def test_three_agreeing_seeds_of_a_null_effect_are_rarely_supported():
+    """With 3 seeds a percentile bootstrap of the mean is the range of the seeds, so three seeds of one sign
+    (1 in 8 under a null) would be 'supported'; the t interval keeps the false verdicts near its 2.5 %."""
+    rng = np.random.default_rng(0)
+    supported = sum(c.verdict(*c.interval(list(rng.normal(size=3)), 0.95)[1:3], 3, ">", 0.0, 3) == "supported"
+                    for _ in range(4000))
+    assert supported / 4000 < 0.04
+
+
+def test_effects_are_one_per_seed_and_rounded():
+    effects, note = c.by_seed([(0, 0.5), (0, 1.5), (1, 2 / 6 - 1 / 6 - 1 / 6), (2, float("nan"))], "a value")
+    assert effects == {"seed 0": 1.0, "seed 1": 0.0}  # seed 0's two groups averaged; a float residue is 0
+    assert note == "1 of 4 runs left out (no a value)"
+    with pytest.raises(c.NotMeasured):
+        c.by_seed([(0, float("nan"))], "a value")
 
 
 def adversarial_runs(collapses: dict[str, list[bool]]):
@@ -105,6 +121,33 @@ def test_no_gain_is_not_a_collapse():
     runs.loc[runs["method"] == "pgd", "co_verdict"] = "no_gain"
     got = row(c.evaluate({"adversarial_runs": runs}, RULE), "ortiz_fgsm_vs_pgd")
     assert got["estimate"] == pytest.approx(0.5)
+
+
+def test_a_claim_whose_premise_is_not_supported_is_inconclusive():
+    structure = pd.DataFrame([dict(dataset="mnist_embedded", model="cnn_x4", inputs="benign", network=network,
+                                   seed=seed, block_index_minus_untrained=value, far_minus_untrained=0.0)
+                              for seed in range(4)
+                              for network, value in (("standard", -0.01 * (seed + 1)), ("pgd", -0.3))])
+    got = c.evaluate({"representation_structure": structure}, RULE).set_index("id")
+    assert got.loc["study_standard_block_structure", "verdict"] == "contradicted"  # no block structure to lose
+    assert got.loc["cianfarani_block_structure", "ci_high"] < 0  # PGD's index is lower in every seed ...
+    assert got.loc["cianfarani_block_structure", "verdict"] == "inconclusive"  # ... but there was nothing to lose
+    assert "premise" in got.loc["cianfarani_block_structure", "note"]
+
+
+def test_long_runs_are_the_configured_groups_not_the_longest_runs():
+    onsets = pd.DataFrame([dict(dataset="mnist_embedded", init_scale=8.0, weight_decay=wd, jacobian_penalty=0.0,
+                                seed=seed, final_step=steps, status="generalised", lc_fall_rise_fall=flag,
+                                lc_with_output_fall_rise_fall=False, robust_onset_step=50000.0,
+                                generalised_step=30000.0, lc_descent_step=40000.0)
+                           for seed in range(3)
+                           for wd, steps, flag in ((0.01, 100000, True), (0.1, 100000, False))])
+    groups = pd.DataFrame([dict(init_scale=8, weight_decay=0.01)])
+    got = c.evaluate({"delayed_onsets": onsets, "long_run_groups": groups}, RULE).set_index("id")
+    assert got.loc["humayun_fall_rise_fall", "estimate"] == 1.0  # wd 0.1 ran as long but is not a long run
+    assert got.loc["humayun_fall_rise_fall", "verdict"] == "supported"
+    assert got.loc["humayun_fall_rise_fall_reference", "verdict"] == "contradicted"
+    assert got.loc["humayun_robust_in_final_descent", "estimate"] == 10000.0
 
 
 def test_a_missing_table_is_not_measured_for_every_claim():

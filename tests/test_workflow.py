@@ -478,7 +478,7 @@ def test_claims_are_evaluated_from_the_studys_tables_and_the_results_page_is_wri
 
     from conftest import ROOT
 
-    from robustgen.settings import Bootstrap, ClaimRule
+    from robustgen.settings import ClaimRule
     from robustgen.stages.claims import CLAIMS, VERDICTS, evaluate
 
     results = smoke.workdir / "results"
@@ -487,7 +487,8 @@ def test_claims_are_evaluated_from_the_studys_tables_and_the_results_page_is_wri
     # the grokking claims read the smoke study's own runs: α = 1 generalises without memorising first
     assert claims.set_index("id").loc["omnigrok_alpha1_no_delay", "n"] == 1
     tables = {p.stem: pd.read_csv(p) for p in (results / "tables").glob("*.csv") if p.stem != "claims"}
-    again = evaluate(tables, ClaimRule(min_seeds=3, level=0.95, bootstrap=Bootstrap(resamples=4000, seed=0)))
+    tables["long_run_groups"] = pd.DataFrame([dict(init_scale=8, weight_decay=0.1)])  # tests/smoke.yaml's
+    again = evaluate(tables, ClaimRule(min_seeds=3, level=0.95))
     pd.testing.assert_frame_equal(again[["id", "verdict", "n"]], claims[["id", "verdict", "n"]])
     png = results / "figures" / "claims.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -499,6 +500,7 @@ def test_claims_are_evaluated_from_the_studys_tables_and_the_results_page_is_wri
                    check=True, capture_output=True, cwd=ROOT)
     text = out.read_text()
     assert all(c.id in text for c in CLAIMS) and f"config digest {stamp['config_digest']}" in text
+    assert (tmp_path / "figures" / "claims.png").read_bytes() == png.read_bytes() and "(figures/claims.png)" in text
     missing = subprocess.run([sys.executable, "-m", "robustgen", "results-page", "--results", str(tmp_path / "none"),
                               "--output", str(tmp_path / "x.md")], capture_output=True, text=True, cwd=ROOT)
     assert missing.returncode == 2 and "run the study first" in missing.stderr and not (tmp_path / "x.md").exists()

@@ -497,6 +497,7 @@ def claims(a) -> None:
     from .io import read_json
 
     tables = {Path(p).stem: pd.read_csv(p) for p in a.tables}
+    tables["long_run_groups"] = pd.DataFrame(a.knobs["grokking"].long_runs, columns=["init_scale", "weight_decay"])
     table = evaluate(tables, a.knobs["claims"])
     threads = sorted({read_json(p).get("threads") for p in a.runs} - {None})
     stamp = dict(json.loads(a.stamp), threads=" / ".join(map(str, threads)) or "?", torch=torch.__version__,
@@ -520,9 +521,20 @@ def results_page(a) -> None:
         if not needed.exists():
             raise FileNotFoundError(f"{needed} is missing: run the study first (snakemake --cores 2), "
                                     "then this command from the same directory")
+    import shutil
+
     grokking = tables / "grokking_runs.csv"
+    figures = {}  # the study's own figures, copied beside the page so that it shows what it states
+    for name, source in (("claims", a.results / "figures" / "claims.png"),
+                         *((p.stem, p) for p in sorted((a.results / "figures").glob("*/grokking_curves.png")))):
+        if source.exists():
+            target = a.output.parent / "figures" / (f"{source.parent.name}_{name}.png" if name != "claims"
+                                                    else "claims.png")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+            figures[target.relative_to(a.output.parent).as_posix()] = name
     write_text(results_markdown(pd.read_csv(claims_csv), read_json(stamp_json),
-                                pd.read_csv(grokking) if grokking.exists() else None), a.output)
+                                pd.read_csv(grokking) if grokking.exists() else None, figures), a.output)
     print(f"results page -> {a.output}")
 
 
@@ -651,7 +663,7 @@ STEPS = {
                             figures=("trajectories", "lags_figure")),
     "claims": Step(claims, "claims.csv: every headline claim evaluated from the tables, with its verdict",
                    files=("tables*", "runs*", "output", "stamp_json", "page"), values=dict(stamp=str),
-                   reads={"claims": views.ClaimRule}, figures=("figure",)),
+                   reads={"claims": views.ClaimRule, "grokking": views.LongRunGroups}, figures=("figure",)),
     "results-page": Step(results_page, "docs/results.md: the claims and grokking steps of a finished study",
                          files=("results", "output")),
 }

@@ -47,15 +47,17 @@ def claims_html(claims: pd.DataFrame, stamp: dict) -> str:
 td,th{{border:1px solid #bbb;padding:3px 6px;vertical-align:top}}</style></head>
 <body><h1>The study's claims</h1>
 <p>Each claim is evaluated from the study's tables by a rule fixed in advance (docs/protocols.md §11): supported
-when the 95 % interval over independent runs lies on the claim's side of its boundary, contradicted when it lies
-on the other side, inconclusive otherwise. {html.escape(counts(claims))}.</p>
+when the 95 % Student-t interval over seeds lies on the claim's side of its boundary, contradicted when it lies
+on the other side, inconclusive otherwise (or with fewer than three seeds, or an unsupported premise). {html.escape(counts(claims))}.</p>
 <p>{html.escape(" · ".join(stamp_lines(stamp)))}</p>
 <table>{head}{"".join(rows)}</table></body></html>
 """
 
 
-def results_markdown(claims: pd.DataFrame, stamp: dict, grokking: pd.DataFrame | None = None) -> str:
-    """docs/results.md: the claims of one finished study, and the grokking runs' steps, stamped."""
+def results_markdown(claims: pd.DataFrame, stamp: dict, grokking: pd.DataFrame | None = None,
+                     figures: dict[str, str] | None = None) -> str:
+    """docs/results.md: the claims of one finished study, and the grokking runs' steps, stamped; `figures`
+    ({path relative to the page: name}) are the study's own figures copied beside it."""
     lines = ["# Results of a finished study (generated)", "",
              "Written by `python -m robustgen results-page` from `results/` of one finished study; do not edit by "
              "hand. The claims, their effects and decision rules are defined in [protocols §11](protocols.md); "
@@ -70,6 +72,12 @@ def results_markdown(claims: pd.DataFrame, stamp: dict, grokking: pd.DataFrame |
                  VERDICT_MARKS.get(c["verdict"], c["verdict"]) + (f" ({c['note']})" if isinstance(c["note"], str)
                                                                   and c["verdict"] == "not measured" else "")]
         lines.append("| " + " | ".join(str(x).replace("|", "\\|").replace("\n", " ") for x in cells) + " |")
+    for path, name in (figures or {}).items():
+        caption = ("Each claim's effect: mean over seeds with its 95 % Student-t interval, seeds as dots, "
+                   "the boundary dashed, coloured by verdict." if name == "claims" else
+                   "Train (dashed) and test (solid) accuracy of every grokking run; triangles: memorised, stars: "
+                   "generalised checkpoints.")
+        lines += ["", f"![{name}]({path})", "", f"*{caption}*"]
     if grokking is not None and len(grokking):
         lines += ["", "## Grokking runs", "", "Steps at the memorised (train accuracy ≥ threshold) and generalised "
                   "(test accuracy > threshold) checkpoints, per run.", "",

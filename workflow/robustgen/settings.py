@@ -575,8 +575,15 @@ class DelayedSummaries(DelayedFigure):
 
 @dataclasses.dataclass(frozen=True)
 class ClaimRule:
-    """claims.*: how a claim's interval over seeds is drawn and turned into a verdict (docs/protocols.md §11)."""
+    """claims.*: the coverage of a claim's interval over seeds and how many seeds a verdict needs
+    (docs/protocols.md §11)."""
 
     min_seeds: int
     level: float
-    bootstrap: Bootstrap
+
+
+@dataclasses.dataclass(frozen=True)
+class LongRunGroups:
+    """grokking.long_runs: the groups trained to max_steps, whose runs the delayed-robustness claims read."""
+
+    long_runs: list[dict]

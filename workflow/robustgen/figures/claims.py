@@ -15,8 +15,8 @@ VERDICT_COLOURS = {"supported": "tab:green", "contradicted": "tab:red", "inconcl
 
 def claims_figure(claims: pd.DataFrame) -> plt.Figure:
     """One small panel per claim (effects have different units, so each keeps its own axis): the estimate
-    with its 95 % interval over independent runs (or the correlation's interval over configurations), the
-    single runs as dots, the boundary as a dashed line; the panel's colour is the verdict."""
+    with its 95 % Student-t interval over seeds (or the correlation's interval over configurations), each
+    seed's effect as a dot, the boundary as a dashed line; the panel's colour is the verdict."""
     n = max(len(claims), 1)
     cols = 4
     rows = math.ceil(n / cols)
@@ -26,7 +26,7 @@ def claims_figure(claims: pd.DataFrame) -> plt.Figure:
     for ax, (_, c) in zip(axes.flat, claims.iterrows()):
         colour = VERDICT_COLOURS.get(c["verdict"], "black")
         ax.axvline(c["boundary"], color="black", linestyle="--", linewidth=0.8)
-        runs = [float(part.rsplit(":", 1)[1]) for part in str(c["per_run"]).split("; ") if ":" in part]
+        runs = [float(part.rsplit(":", 1)[1]) for part in str(c["per_seed"]).split("; ") if ":" in part]
         if runs:
             ax.scatter(runs, np.linspace(-0.25, 0.25, len(runs)), s=10, color="grey", zorder=2)
         if np.isfinite(c["estimate"]):
@@ -46,7 +46,7 @@ def claims_figure(claims: pd.DataFrame) -> plt.Figure:
         ax.set_title(f"{c['id']}: {c['verdict']} (n = {int(c['n'])})", fontsize=8, color=colour)
         ax.tick_params(labelsize=7)
         ax.set_xlabel(f"claimed {c['claimed']}", fontsize=7)
-    fig.suptitle("The study's claims: estimate ± 95 % interval over independent runs (dots: single runs; dashed: "
-                 "the claim's boundary)", fontsize=10)
+    fig.suptitle("The study's claims: mean over seeds ± 95 % Student-t interval (dots: seeds; dashed: the claim's "
+                 "boundary)", fontsize=10)
     fig.tight_layout()
     return fig

@@ -289,11 +289,14 @@ def detect_overfitting(log: pd.DataFrame, rule: OverfittingRule, *, warmup_steps
     and the PGD accuracy and gradient alignment at the best judged step before the collapse and at the
     collapse (without one: at the best judged step and at the end).
     """
+    if log.empty:
+        raise ValueError("the run's log has no row: it was not written to the end; delete the run's directory and "
+                         "rerun snakemake")
     last = log.iloc[-1]
     found = dict(co=False, co_verdict="none", co_step=None, final_pgd_acc=float(last["pgd_acc"]),
                  final_fgsm_acc=float(last["fgsm_acc"]), final_clean_acc=float(last["clean_acc"]),
                  **wong_rule(log, steps_per_epoch))
-    judged = log[log["step"] >= warmup_steps]
+    judged = log[log["step"] >= max(warmup_steps, 1)]  # as the best network is chosen: never the untrained one
     if judged.empty:  # the run stopped before its warm-up ended: nothing to judge
         return found | dict.fromkeys(VERDICT_KEYS, math.nan)
     pgd_acc, fgsm_acc, clean_acc, steps, alignment = (

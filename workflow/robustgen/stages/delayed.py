@@ -191,17 +191,23 @@ def complexity_shape(curve: pd.Series, after: float) -> dict:
     low = lc[(lc.index > 0) & (lc.index < descent)].min()  # NaN without a descent
     margin = DIP_MARGIN * lc.max()
     return dict(initial=initial, min=low, peak=late.max(), final=final, peak_step=late.idxmax(),
-                descent_step=descent, fall_rise_fall=bool(initial - low > margin and top - low > margin))
+                descent_step=descent,
+                # without the untrained value the shape cannot be read: not False but unknown
+                fall_rise_fall=(bool(initial - low > margin and top - low > margin) if not math.isnan(initial)
+                                else math.nan))
 
 
 def robust_onset(radius: pd.Series, untrained: float, final: float, fraction: float) -> float:
-    """The first measured step at which the median adversarial radius (indexed by step) reaches
+    """The first measured step from which the median adversarial radius (indexed by step) stays at or above
     untrained + fraction · (final − untrained): a threshold between the untrained and the final network, so it
-    cannot sit below where training started. NaN if either end is unmeasured or the radius did not grow."""
+    cannot sit below where training started, and a transient spike that falls back does not set it. NaN if
+    either end is unmeasured or the radius did not grow."""
     if not final > untrained:  # NaN included
         return math.nan
-    reached = radius[radius >= untrained + fraction * (final - untrained)]
-    return float(reached.index.min()) if len(reached) else math.nan
+    radius = radius.sort_index()
+    below = np.flatnonzero((radius < untrained + fraction * (final - untrained)).to_numpy())
+    start = below[-1] + 1 if len(below) else 0
+    return float(radius.index[start]) if start < len(radius) else math.nan
 
 
 def onset_table(trajectory: pd.DataFrame, checkpoints: list[dict], runs: list[dict], rule: OnsetRule,
