@@ -1,7 +1,8 @@
 import torch
 from torch import nn
 
-from robustgen.models import build, mlp, model_spec, num_parameters, relu_layers, scale_init_, weight_norms
+from robustgen.models import (GrayscaleInputConv2d, build, cnn, mlp, model_spec, num_parameters, relu_layers,
+                              scale_init_, weight_norms)
 
 
 def test_omnigrok_architecture_depth3_width200():
@@ -43,3 +44,25 @@ def test_build_from_spec_round_trips_state():
     b.load_state_dict(a.state_dict())
     x = torch.randn(4, 12)
     torch.testing.assert_close(a(x), b(x))
+
+
+def test_grayscale_input_convolution_equals_conv2d_in_outputs_and_gradients():
+    """The unfold route of the CNN's first layer (taken when the input needs a gradient) gives nn.Conv2d's
+    outputs, input gradient and weight gradients to float64 rounding; without an input gradient it is nn.Conv2d."""
+    torch.manual_seed(0)
+    fast = GrayscaleInputConv2d(1, 16, 4, stride=2, padding=1).double()
+    plain = nn.Conv2d(1, 16, 4, stride=2, padding=1).double()
+    plain.load_state_dict(fast.state_dict())
+    x = torch.rand(7, 1, 28, 28, dtype=torch.float64)
+    upstream = torch.randn(7, 16, 14, 14, dtype=torch.float64)
+    results = []
+    for layer in (fast, plain):
+        xg = x.clone().requires_grad_(True)
+        out = layer(xg)
+        grads = torch.autograd.grad((out * upstream).sum(), [xg, layer.weight, layer.bias])
+        results.append((out, *grads))
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(fast(x), plain(x), rtol=0, atol=0)  # no gradient needed: the same kernel
+    assert isinstance(cnn([1, 28, 28], 10)[1], GrayscaleInputConv2d)
+    assert type(cnn([3, 32, 32], 10)[1]) is nn.Conv2d

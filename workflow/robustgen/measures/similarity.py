@@ -133,7 +133,7 @@ def layer_activations(model: nn.Sequential, x: torch.Tensor) -> dict[str, torch.
     handles = []
     kinds = {nn.Conv2d: "conv", nn.Linear: "linear", nn.ReLU: "relu"}
     for module in model.modules():
-        kind = kinds.get(type(module))
+        kind = next((name for cls, name in kinds.items() if isinstance(module, cls)), None)
         if kind is not None:
             counts[kind] = counts.get(kind, 0) + 1
             name = f"{kind}{counts[kind]}"
