@@ -12,6 +12,27 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
+
+
+# What a wildcard may match (the paths are templated in common.smk)
+wildcard_constraints:
+    study="grokking|capacity|adversarial",
+    model=r"cnn(_x\d+)?|mlp_w\d+_d\d+",
+    method="standard|fgsm|rs_fgsm|n_fgsm|pgd",
+    eps=r"[0-9][0-9.e+-]*",
+    beta=r"[0-9][0-9.e+-]*",
+    dataset="[a-z0-9_]+",
+    alpha=r"[0-9][0-9.e+-]*",
+    wd=r"[0-9][0-9.e+-]*",
+    penalty=r"(_jac[0-9][0-9.e+-]*)?",
+    seed=r"\d+",
+    width=r"\d+",
+    depth=r"\d+",
+    optimizer="adam|sgd",
+    lr=r"[0-9][0-9.e+-]*",
+    bs=r"\d+",
+
+
 include: "workflow/rules/data.smk"
 include: "workflow/rules/grokking.smk"
 include: "workflow/rules/robustness.smk"

@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT / "workflow"))
 from robustgen import data as datasets  # noqa: E402
 from robustgen import settings as views  # noqa: E402
 from robustgen.config import load  # noqa: E402
-from robustgen.measures.perturbations import linf_ascent, robust_correct  # noqa: E402
+from robustgen.measures.attacks import linf_ascent, robust_correct  # noqa: E402
 from robustgen.models import build  # noqa: E402
 from robustgen.stages.adversarial import METHODS, evaluation_attack, network_spec, training_ascent  # noqa: E402
 from robustgen.train import Data, adam_options, train  # noqa: E402

@@ -43,7 +43,7 @@ from robustgen.runs import OpenRun  # noqa: E402
 from robustgen.settings import build as settings  # noqa: E402
 from robustgen.stages.checkpoints import extract  # noqa: E402
 from robustgen.stages.grokking import run  # noqa: E402
-from robustgen.stages.robustness import random_noise_probes  # noqa: E402
+from robustgen.measures.network import random_noise_probes  # noqa: E402
 from robustgen.train import Data, adam_options, train  # noqa: E402
 
 # The study's own configuration; the benchmark times its α = 8, wd = 0.01 run and stops it at generalisation.

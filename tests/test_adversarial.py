@@ -12,14 +12,14 @@ from torch import nn
 
 from robustgen.data import read_split, save_split
 from robustgen.io import load_file, read_json
-from robustgen.measures.perturbations import gradient_alignment, input_gradients, pgd, robust_correct
+from robustgen.measures.attacks import gradient_alignment, input_gradients, pgd, robust_correct
 from robustgen.measures.sensitivity import activation_codes, jacobian_norms
 from robustgen.models import build, cnn_spec, relu_layers
 from robustgen.settings import (AdversarialTraining, OverfittingRule, PgdTraining, RobustEvaluation,
                                 TrainingLog)
-from robustgen.stages.adversarial import (LOG_COLUMNS, RUNS_COLUMNS, class_patterns, detect_overfitting,
-                                          epsilon_schedule, inputs, log_steps, onset_table, run, run_row, schedule,
-                                          wong_rule)
+from robustgen.measures.overfitting import detect_overfitting, schedule, wong_rule
+from robustgen.stages.adversarial import (LOG_COLUMNS, RUNS_COLUMNS, class_patterns, epsilon_schedule, inputs,
+                                          log_steps, onset_table, run, run_row)
 
 RULE = OverfittingRule(drop=0.2, gap=0.3, floor=0.2, clean_drop=0.2)
 
@@ -266,7 +266,7 @@ def test_more_restarts_break_a_superset_and_a_success_is_never_undone():
     assert bool((many <= once).all()) and many.sum() < once.sum() < len(x)  # the first restart is shared
     # a point's first misclassified iterate is kept: the evaluation ascent ends misclassified wherever any
     # iterate was, which the plain ascent of training need not
-    from robustgen.measures.perturbations import linf_ascent
+    from robustgen.measures.attacks import linf_ascent
 
     def iterate(steps, **kwargs):  # the same random start, then `steps` steps: a prefix of one trajectory
         return linf_ascent(model, x, y, loss="cross_entropy", eps=0.05, ascent=pgd(steps, 1.0),  # overshoots

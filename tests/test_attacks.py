@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from robustgen.measures import attacks as A
-from robustgen.measures.probes import adversarial_radius
+from robustgen.measures.attacks import adversarial_radius
 
 # Measured ratios found / exact on the affine classifiers below (2 × 150 points, float64), per attack and
 # norm: DeepFool and FMN (targeted at the 3 nearest linearised boundaries) are exact up to the ray bisection
@@ -23,7 +23,7 @@ TOLERANCE = {
     ("fmn", "linf"): (1e-5, 1e-5),
     ("ddn", "l2"): (0.01, 0.3),
 }
-CASES = [(name, norm) for norm in A.NORMS for name in A.ATTACKS[norm]]
+CASES = [(name, norm) for norm in A.NORMS for name in A.MINIMAL_NORM[norm]]
 
 
 def affine(d, classes, n, seed):
@@ -59,7 +59,7 @@ def linear_cases():
 def linear_radii(norm):
     """[(model, x, y, exact, {attack: radii})] for both affine classifiers."""
     return [(m, x, y, exact_distance(m, x, y, norm),
-             A.minimal_perturbations(m, x, y, norm=norm, attacks=A.ATTACKS[norm], clip=False))
+             A.minimal_perturbations(m, x, y, norm=norm, attacks=A.MINIMAL_NORM[norm], clip=False))
             for m, x, y in linear_cases()]
 
 
@@ -174,7 +174,7 @@ def test_relu_mlp_distances_are_verified_and_excluded_images_are_nan(monkeypatch
         return points, wrong
 
     monkeypatch.setattr(A, "_shortest_on_ray", spy)
-    radii = A.minimal_perturbations(model, x, y, norm=norm, attacks=A.ATTACKS[norm], clip=False)
+    radii = A.minimal_perturbations(model, x, y, norm=norm, attacks=A.MINIMAL_NORM[norm], clip=False)
     correct = model(x).argmax(dim=1) == y
     assert len(seen) == len(radii)
     for (name, radius), (inputs, labels, points, wrong) in zip(radii.items(), seen):
@@ -196,7 +196,7 @@ def test_failed_attacks_are_censored(monkeypatch, norm):
     model, x, y = relu_mlp()
     for constant in ("DEEPFOOL_STEPS", "FMN_STEPS", "DDN_STEPS"):
         monkeypatch.setattr(A, constant, 0)  # no step taken: every attack returns the clean images
-    radii = A.minimal_perturbations(model, x, y, norm=norm, attacks=A.ATTACKS[norm], clip=False)
+    radii = A.minimal_perturbations(model, x, y, norm=norm, attacks=A.MINIMAL_NORM[norm], clip=False)
     correct = model(x).argmax(dim=1) == y
     for radius in radii.values():
         assert torch.isinf(radius[correct]).all() and radius[~correct].isnan().all()
@@ -209,7 +209,7 @@ def test_float32_model_clipping_and_no_side_effects():
     model, x, y = relu_mlp(dtype=torch.float32, seed=1)
     state = {k: v.clone() for k, v in model.state_dict().items()}
     rng = torch.get_rng_state()
-    free = A.minimal_perturbations(model, x, y, norm="l2", attacks=A.ATTACKS["l2"], clip=False)
+    free = A.minimal_perturbations(model, x, y, norm="l2", attacks=A.MINIMAL_NORM["l2"], clip=False)
     clipped = A.minimal_perturbations(model, x, y, norm="l2", attacks=("deepfool",), clip=True)["deepfool"]
     correct = model(x).argmax(dim=1) == y
     for radius in (*free.values(), clipped):
@@ -228,8 +228,8 @@ def test_clipped_points_stay_in_the_unit_box(monkeypatch):
     seen = []
     shortest = A._shortest_on_ray
     monkeypatch.setattr(A, "_shortest_on_ray", lambda *a: seen.append(shortest(*a)) or seen[-1])
-    A.minimal_perturbations(model, x, y, norm="linf", attacks=A.ATTACKS["linf"], clip=True)
-    assert len(seen) == len(A.ATTACKS["linf"])
+    A.minimal_perturbations(model, x, y, norm="linf", attacks=A.MINIMAL_NORM["linf"], clip=True)
+    assert len(seen) == len(A.MINIMAL_NORM["linf"])
     for points, wrong in seen:
         assert wrong.any() and points.min() >= 0 and points.max() <= 1
 

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from robustgen.config import ConfigError, SCHEMA, tag, validate
+from robustgen.config import ConfigError, SCHEMA, load, tag, validate
 from robustgen.data import DATASETS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -198,4 +198,29 @@ def test_probed_epsilons_must_be_trained_epsilons():
     config = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())
     config["adversarial"]["probes"]["epsilons"] = [0.33]
     with pytest.raises(ConfigError, match="adversarial.probes.epsilons"):
+        validate(config)
+
+
+def test_the_schema_and_config_yaml_are_generated_from_the_config_models():
+    """One place per knob: configmodel.py's fields carry type, range, description and default; the checked-in
+    schema and config.yaml are exactly what they generate (`python -m robustgen.configmodel --write`)."""
+    from robustgen import configmodel
+
+    assert configmodel.SCHEMA_FILE.read_text() == configmodel.schema_text(), "run python -m robustgen.configmodel --write"
+    assert configmodel.CONFIG_FILE.read_text() == configmodel.config_text(), "run python -m robustgen.configmodel --write"
+    text = yaml.safe_load(configmodel.CONFIG_FILE.read_text())
+    assert text == configmodel.defaults(configmodel.StudyConfig)
+    configmodel.StudyConfig.model_validate(text)  # the defaults satisfy the models' own types and ranges
+
+
+def test_a_models_range_reaches_the_schema_and_its_message():
+    """A field's bound is the schema's bound, and validation names it."""
+    from robustgen import configmodel
+
+    field = configmodel.Checkpoints.model_fields["generalised_test_acc"]
+    node = configmodel.schema()["properties"]["checkpoints"]["properties"]["generalised_test_acc"]
+    assert node["maximum"] == 1 and node["description"] == field.description
+    config = load([ROOT / "config.yaml"], [])
+    config["checkpoints"]["generalised_test_acc"] = 2
+    with pytest.raises(ConfigError, match=r"checkpoints.generalised_test_acc.*<= 1"):
         validate(config)

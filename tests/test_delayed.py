@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from robustgen.measures.complexity import frame_directions, local_complexity
-from robustgen.measures.probes import adversarial_radius
+from robustgen.measures.attacks import adversarial_radius
 from robustgen.models import mlp
 from robustgen.settings import (Adversarial, AdversarialSearch, AttacksPerNorm, Bootstrap, ComplexityFrames,
                                 DelayedMeasures, ImageRange, OnsetRule, PerNorm, RadiusAlongRun)

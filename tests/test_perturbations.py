@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from robustgen.evaluation import loss_fn
-from robustgen.measures.perturbations import METHODS, linf_ascent, pgd
+from robustgen.measures.attacks import METHODS, linf_ascent, pgd
 from robustgen.models import mlp
 from robustgen.train import Data, train
 

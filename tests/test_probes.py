@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from robustgen.measures.probes import (adversarial_radius, bisection_radius, grid_radius, margin, noise_directions,
-                              ray_crossings)
+from robustgen.measures.attacks import adversarial_radius, margin
+from robustgen.measures.probes import bisection_radius, grid_radius, noise_directions, ray_crossings
 
 
 class DistanceClassifier(nn.Module):
@@ -155,7 +155,7 @@ def test_noise_directions_are_unit_and_seeded():
 def test_a_success_below_max_eps_is_not_censored(monkeypatch):
     """PGD with a fixed step count can fail at max_eps yet succeed at a smaller ε: the radius is then the
     smallest ε found to succeed, not +inf (the attack here succeeds exactly for ε in [0.2, 0.5])."""
-    from robustgen.measures import probes
+    from robustgen.measures import attacks as probes
 
     model = nn.Sequential(nn.Linear(2, 2))
     with torch.no_grad():

@@ -211,7 +211,7 @@ def _store(directory, method, seed, steps, spec, eps=0.3):
 def test_compare_pairs_the_stored_networks_and_attacks_the_row_network(tmp_path):
     from robustgen.data import as_float, save_split
     from robustgen.io import load_file
-    from robustgen.measures.perturbations import linf_ascent, pgd
+    from robustgen.measures.attacks import linf_ascent, pgd
     from robustgen.models import cnn_spec, from_state
     from robustgen.settings import CkaEstimator, InputAttack, RepresentationComparison
     from robustgen.stages.representations import NETWORKS, compare

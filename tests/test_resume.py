@@ -76,7 +76,7 @@ def _grokking_command(tmp_path: Path, split: Path, run_dir: Path) -> list[str]:
     return [sys.executable, "-m", "robustgen", "train-grokking", "--config", str(ROOT / "config.yaml"), *sets,
             "--set", "device=cpu", "--data", str(split),
             "--metrics", str(run_dir / "metrics.csv"), "--run-json", str(run_dir / "run.json"),
-            "--snapshots", str(run_dir / "snapshots"), "--init-scale", "8", "--weight-decay", "0.1",
+            "--snapshots", str(run_dir / "snapshots"), "--alpha", "8", "--wd", "0.1",
             "--seed", "0", "--jacobian-penalty", "0.0001", "--long-run", "0", "--threads", "1"]
 
 

@@ -4,6 +4,7 @@
 import argparse
 import dataclasses
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,8 @@ import yaml
 
 from robustgen import cli, settings
 from robustgen.config import SCHEMA, load, merge, validate
-from robustgen.settings import SettingsError, build, leaf_keys
+from robustgen.settings import SettingsError, build, leaf_keys, slice_of
+from robustgen.steps import HAND_ONLY, STEPS
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDIES = ("grokking", "capacity", "adversarial")
@@ -36,10 +38,10 @@ def _read_keys():
     """{dotted key: [readers]} over every step's settings and the workflow's fan-out."""
     readers = {}
     pairs = [(section, kind, name) for section, kind in FAN_OUT.items() for name in ["workflow"]]
-    for name, step in cli.STEPS.items():
-        for section, kind in [*step.reads.items(), *step.untracked.items()]:
+    for name, fn in STEPS.items():
+        for kind, knob in cli.knobs_of(fn).values():
             for study in STUDIES:
-                pairs.append((section.format(study=study), kind, name))
+                pairs.append((knob.section.format(study=study), kind, name))
     for section, kind, name in pairs:
         for key in leaf_keys(kind, section):
             readers.setdefault(key, []).append(name)
@@ -65,8 +67,8 @@ def test_settings_classes_have_no_defaults_of_their_own():
 
 
 def test_no_step_flag_restates_a_knob():
-    """The CLI's flags are files, identifying values and the knob sources; none carries a default value
-    except --threads (the rule's threads) and the repeatable knob sources (empty lists)."""
+    """The CLI's flags are files, identifying values and the config sources; none carries a default value
+    except --threads (the rule's threads) and the repeatable config sources (empty lists)."""
     top = cli.parser()
     subparsers = next(a for a in top._actions if isinstance(a, argparse._SubParsersAction))
     for name, parser in subparsers.choices.items():
@@ -97,21 +99,50 @@ def test_build_takes_exactly_the_keys_and_names_a_missing_one():
 
 
 def test_a_steps_knobs_are_the_slice_it_reads():
+    """What a rule passes (common.smk's knobs(view, section): slice_of) is exactly what its step reads."""
     config = load([ROOT / "config.yaml"])
-    checkpoints = json.loads(cli.knobs("probe-checkpoints", config))
-    trajectory = json.loads(cli.knobs("probe-trajectory", config))
-    assert checkpoints["robustness"]["grid_deltas"] == config["robustness"]["grid_deltas"]
-    assert "adversarial" in checkpoints["robustness"] and checkpoints["device"] == config["device"]
+    checkpoints = slice_of(settings.CheckpointProbes, config["robustness"])
+    trajectory = slice_of(settings.TrajectoryProbes, config["robustness"])
+    assert checkpoints["grid_deltas"] == config["robustness"]["grid_deltas"] and "adversarial" in checkpoints
     # the trajectory probes read neither the grid nor PGD: changing those cannot rerun them
-    assert {"grid_deltas", "adversarial", "bootstrap"}.isdisjoint(trajectory["robustness"])
-    assert trajectory["robustness"]["trajectory"] == config["robustness"]["trajectory"]
-    training = json.loads(cli.knobs("train-grokking", config))["grokking"]
+    assert {"grid_deltas", "adversarial", "bootstrap"}.isdisjoint(trajectory)
+    assert trajectory["trajectory"] == config["robustness"]["trajectory"]
+    training = slice_of(settings.GrokkingTraining, config["grokking"])
     assert "state_every" not in training and "seeds" not in training and training["stop"] == config["grokking"]["stop"]
-    assert json.loads(cli.knobs("train-grokking", config, untracked=True)) == {
-        "grokking": {"state_every": config["grokking"]["state_every"]}}
-    data = json.loads(cli.knobs("prepare-data", config, study="capacity", dataset="cifar10"))
-    assert data == {"data": config["data"], "capacity": {"train_size": config["capacity"]["train_size"],
-                                                         "train_subset": config["capacity"]["train_subset"]}}
+    assert slice_of(settings.TrainingState, config["grokking"]) == {"state_every": config["grokking"]["state_every"]}
+    # the step's signature says what it reads: the rule's params are named like its arguments
+    assert {name: (kind, knob.section, knob.tracked) for name, (kind, knob) in
+            cli.knobs_of(STEPS["train_grokking"]).items()} == {
+        "grokking": (settings.GrokkingTraining, "grokking", True),
+        "state": (settings.TrainingState, "grokking", False), "device": (str, "device", True)}
+    assert cli.sections(STEPS["prepare_data"], {"study": "capacity"}) == {"data": "data", "subset": "capacity"}
+
+
+def test_a_rule_param_holding_more_than_its_step_reads_is_refused():
+    config = load([ROOT / "config.yaml"])
+    params = {"robustness": slice_of(settings.TrajectoryProbes, config["robustness"]), "device": "cpu"}
+    assert cli.rule_knobs(STEPS["probe_trajectory"], params, "probe_trajectory") == params
+    with pytest.raises(SettingsError, match="holds more than TrajectoryProbes"):
+        cli.rule_knobs(STEPS["probe_trajectory"], {**params, "robustness": config["robustness"]}, "probe_trajectory")
+    with pytest.raises(SettingsError, match="lacks the param 'device'"):
+        cli.rule_knobs(STEPS["probe_trajectory"], {"robustness": params["robustness"]}, "probe_trajectory")
+
+
+def test_every_rule_runs_the_step_of_its_name_and_every_step_has_a_rule():
+    """A step is named once per language: `rule NAME:` runs `script: STEP` into robustgen.steps.NAME, whose
+    arguments are the rule's files, params and wildcards by name (checked as each job runs: cli.run_job)."""
+    rules = {}
+    for path in sorted((ROOT / "workflow" / "rules").glob("*.smk")):
+        text = path.read_text()
+        for match in re.finditer(r"^rule (\w+):\n(.*?)(?=^rule |\Z)", text, re.M | re.S):
+            rules[match.group(1)] = match.group(2)
+    assert "shell:" not in "".join(rules.values()), "a rule with a hand-written command line"
+    assert sorted(rules) == sorted(set(STEPS) - HAND_ONLY)
+    for name, body in rules.items():
+        assert re.search(r"^    script:\n        STEP$", body, re.M), name
+        blocks = re.findall(r"^    (?:input|output|params):\n((?:        .*\n|\s*#.*\n)+)", body, re.M)
+        named = set(re.findall(r"^        (\w+)=", "".join(blocks), re.M))
+        assert named <= set(cli.arguments(STEPS[name])), (name, named - set(cli.arguments(STEPS[name])))
 
 
 def test_hand_run_overrides_are_typed_and_checked():
@@ -133,7 +164,7 @@ def test_cli_refuses_a_bad_hand_run_naming_the_key(tmp_path):
     assert proc.returncode == 2
     assert "config key 'checkpoints.generalised_test_acc'" in proc.stderr and "<= 1" in proc.stderr
     proc = subprocess.run(command[:4] + command[8:], capture_output=True, text=True, cwd=ROOT)
-    assert proc.returncode == 2 and "needs its knobs" in proc.stderr
+    assert proc.returncode == 2 and "give the study's config: --config config.yaml" in proc.stderr
 
 
 def test_validate_rejects_what_the_schema_rejects():
@@ -141,3 +172,28 @@ def test_validate_rejects_what_the_schema_rejects():
     config["grokking"]["train_subset"] = "random"
     with pytest.raises(ValueError, match="grokking.train_subset"):
         validate(config)
+
+
+def test_every_stage_has_its_parts():
+    """docs/changing.md's recipe for a stage, checked for every stage that has a rule file."""
+    stages = sorted(p.stem for p in (ROOT / "workflow" / "rules").glob("*.smk") if p.stem not in ("common", "data"))
+    assert {"grokking", "adversarial", "claims"} <= set(stages)
+    snakefile, readme = (ROOT / "Snakefile").read_text(), (ROOT / "README.md").read_text()
+    protocols, changing = (ROOT / "docs" / "protocols.md").read_text(), (ROOT / "docs" / "changing.md").read_text()
+    config, smoke = load([ROOT / "config.yaml"]), yaml.safe_load((ROOT / "tests" / "smoke.yaml").read_text())
+    common = (ROOT / "workflow" / "rules" / "common.smk").read_text()
+    for stage in stages:
+        rules = (ROOT / "workflow" / "rules" / f"{stage}.smk").read_text()
+        assert f'include: "workflow/rules/{stage}.smk"' in snakefile, stage
+        assert (ROOT / "workflow" / "robustgen" / "stages" / f"{stage}.py").exists(), stage
+        assert (ROOT / "workflow" / "robustgen" / "figures" / f"{stage}.py").exists(), stage
+        assert f"(docs/stages/{stage}.md)" in readme and (ROOT / "docs" / "stages" / f"{stage}.md").exists(), stage
+        assert f"`stages/{stage}.py`" in protocols or f"`{stage}." in protocols, stage
+        if stage in config and stage != "claims":  # the claims' rule has nothing to shrink
+            assert stage in smoke, f"tests/smoke.yaml has no '{stage}:' section"
+        for name in re.findall(r'figure\("(\w+)"', rules):
+            assert (ROOT / "workflow" / "report" / f"{name}.rst").exists(), name
+            assert f'"{name}"' in common or stage == "claims", f"{name} is in no FIGURES list of common.smk"
+        for name in re.findall(r'results_table\(\s*"(\w+)"', rules):
+            assert f'"{name}"' in common or name == "claims", f"{name} is in no TABLES list of common.smk"
+        assert f"{stage}.smk" in changing, f"docs/changing.md's layout does not list {stage}.smk"

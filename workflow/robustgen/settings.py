@@ -1,6 +1,7 @@
 """What each step reads from the study configuration: typed views of config.yaml, and the one way to build them.
 
-config.yaml holds every knob's value; workflow/schemas/config.schema.yaml its type, range and description.
+Every knob is declared once, in `robustgen.configmodel` (its type, range, description and default), which
+generates config.yaml and workflow/schemas/config.schema.yaml.
 A settings class below is a frozen dataclass whose field names are config keys of one section; a field
 typed with another settings class is a sub-section. No field has a default: a value comes from the config
 or the step fails naming the missing key. `slice_of` gives the part of a section a class reads — what a
@@ -61,6 +62,19 @@ def leaf_keys(kind, prefix: str = "") -> list[str]:
     for name, sub in _fields(kind):
         keys += leaf_keys(sub, f"{prefix}.{name}" if prefix else name)
     return keys
+
+
+class Knob(typing.NamedTuple):
+    """Marks a step argument as read from the config (`typing.Annotated[kind, Knob(...)]`): from `section`,
+    which may name another argument ("{study}"). `tracked=False`: read, but no result depends on it, so its
+    rule passes it outside the params that trigger reruns. An argument typed with a settings class alone reads
+    the section of its own name."""
+
+    section: str
+    tracked: bool = True
+
+
+Device = typing.Annotated[str, Knob("device")]  # config key `device`: where networks are trained and probed
 
 
 # --- data ---------------------------------------------------------------------------------------------------

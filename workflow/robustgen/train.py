@@ -160,7 +160,7 @@ def train(
     ("diverged"), or `max_steps` is reached. Step s's record describes the network after s updates.
     With `resume`, the state is saved on its interval and on SIGTERM (then `Preempted` is raised), and
     a saved state of the same run is continued. `perturb(model, xb, yb)`, if given, replaces each batch's
-    inputs before the step (adversarial training: `measures.perturbations`); it must leave `.grad` alone.
+    inputs before the step (adversarial training: `measures.attacks`); it must leave `.grad` alone.
     A `jacobian_penalty` > 0 adds that multiple of the batch's mean input-Jacobian norm to the loss
     (`backprop.set_gradients`; its random projections come from `generator`).
     Every `progress_every` seconds of wall time (None: never) a progress line is printed (flushed, so `tail -f`

@@ -1,7 +1,5 @@
 # Stage: the study's conclusions (docs/protocols.md §11). Every headline claim evaluated from the finished tables
 # with a verdict; the claims page that opens the report; a figure of every claim's effect and interval.
-# The stamp (commit, config digest, cores) reaches the shell outside params on purpose (`snakemake --lint` notes
-# it): a new commit alone reruns nothing.
 
 
 rule claims:
@@ -9,8 +7,8 @@ rule claims:
         tables=study_tables(),
         runs=run_files("grokking", "run.json"),
     output:
-        table=results_table("claims", "Claims"),
-        stamp="results/claims/stamp.json",
+        output=results_table("claims", "Claims"),
+        stamp_json="results/claims/stamp.json",
         page=report(
             "results/claims/claims.html",
             caption="../report/claims_page.rst",
@@ -27,14 +25,15 @@ rule claims:
     log:
         "logs/tables/claims.log",
     conda:
-        "../../envs/robustgen.yaml"
+        ENV
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
     params:
-        knobs=knobs("claims"),
-    shell:
-        "python -m robustgen claims --knobs {params.knobs:q} --stamp {STUDY_STAMP:q} --tables {input.tables} --runs {input.runs}"
-        " --output {output.table} --stamp-json {output.stamp} --page {output.page}"
-        " --figure {output.figure} --figure-pdf {output.figure_pdf} > {log} 2>&1"
+        claims=knobs(views.ClaimRule, "claims"),
+        grokking=knobs(views.LongRunGroups, "grokking"),
+        # where the numbers come from (commit, config digest, cores): a new commit alone reruns nothing
+        stamp=untracked(STUDY_STAMP),
+    script:
+        STEP

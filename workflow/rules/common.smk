@@ -1,49 +1,65 @@
 # Helpers shared by every stage: config validation, the knobs each step reads, paths, wildcards, targets.
+# Each rule hands its job to workflow/scripts/step.py (the script STEP), which calls the function of robustgen.steps
+# named like the rule with the rule's files, params and wildcards by name (docs/changing.md). This file reads
+# the settings layer only.
 import sys
 from pathlib import Path
 
-# The rules call `python -m robustgen`: make the package importable here and in every job's shell,
-# whether or not it is pip-installed (a conda env from envs/ holds only its dependencies).
-PACKAGE_ROOT = Path(workflow.basedir, "workflow").resolve()
-sys.path.insert(0, str(PACKAGE_ROOT))
-# (the prefix is formatted like a shell command, hence the doubled braces)
-shell.prefix(f"export PYTHONPATH='{PACKAGE_ROOT}'${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
+sys.path.insert(0, str(Path(workflow.basedir, "workflow").resolve()))
 
-from robustgen import cli
+from robustgen import settings as views
 from robustgen.config import tag, validate
-from robustgen.settings import (
-    AdversarialGrid,
-    CapacityGrid,
-    GrokkingGrid,
-    RepresentationGrid,
-    build,
-)
+from robustgen.settings import build, slice_of
 
 validate(config)
-GROKKING = build(GrokkingGrid, config["grokking"], "grokking")
-CAPACITY = build(CapacityGrid, config["capacity"], "capacity")
-ADVERSARIAL = build(AdversarialGrid, config["adversarial"], "adversarial")
+GROKKING = build(views.GrokkingGrid, config["grokking"], "grokking")
+CAPACITY = build(views.CapacityGrid, config["capacity"], "capacity")
+ADVERSARIAL = build(views.AdversarialGrid, config["adversarial"], "adversarial")
 REPRESENTATIONS = build(
-    RepresentationGrid, config["representations"], "representations"
+    views.RepresentationGrid, config["representations"], "representations"
 )
 
+STEP = "../scripts/step.py"  # every rule's script, relative to its rule file
+ENV = "../../envs/robustgen.yaml"  # every rule's software
 
-def knobs(step):
-    """The slice of config.yaml that `step` reads, as its rule's param: a change there reruns the step,
-    a change anywhere else does not. A step whose sections depend on a wildcard gets a function.
-    """
-    if not any("{" in section for section in cli.STEPS[step].reads):
-        return cli.knobs(step, config)
+
+def knobs(view, section):
+    """The part of config[section] that settings class `view` reads, as a rule's param named like the step's
+    argument: a change there reruns the step, a change anywhere else does not. A section named by a wildcard
+    ("{study}") gives a function of the job's wildcards."""
+    if "{" not in section:
+        return slice_of(view, config[section])
 
     def of_job(wildcards):
-        return cli.knobs(step, config, **dict(wildcards.items()))
+        return slice_of(view, config[section.format(**dict(wildcards.items()))])
 
     return of_job
 
 
-# What a step reads but no result depends on (how often training saves its state): passed outside params,
-# so changing it reruns nothing (`snakemake --lint` notes the global; that is on purpose).
-TRAINING_STATE = cli.knobs("train-grokking", config, untracked=True)
+def untracked(value):
+    """A param no result depends on (how often training saves its state, where the numbers come from): a
+    function of the job's input, which Snakemake leaves out of the params that trigger reruns."""
+
+    def of_job(wildcards, input):
+        return value
+
+    return of_job
+
+
+def figure(name, category):
+    """results/figures/{dataset}/{name}.png, shown in the report under `category` with the caption
+    workflow/report/{name}.rst."""
+    return report(
+        f"results/figures/{{dataset}}/{name}.png",
+        caption=f"../report/{name}.rst",
+        category=category,
+        subcategory="Figures",
+    )
+
+
+def figure_pdf(name):
+    """The PDF beside figure(name, ...)."""
+    return f"results/figures/{{dataset}}/{name}.pdf"
 
 
 # Where things are: a person browsing results/ reads the settings off the paths.
@@ -83,24 +99,6 @@ def adversarial_path(name):
 
 def adversarial_log(name):
     return f"logs/adversarial/{ADVERSARIAL_RUN}/{name}"
-
-
-wildcard_constraints:
-    study="grokking|capacity|adversarial",
-    model=r"cnn(_x\d+)?|mlp_w\d+_d\d+",
-    method="standard|fgsm|rs_fgsm|n_fgsm|pgd",
-    eps=r"[0-9][0-9.e+-]*",
-    beta=r"[0-9][0-9.e+-]*",
-    dataset="[a-z0-9_]+",
-    alpha=r"[0-9][0-9.e+-]*",
-    wd=r"[0-9][0-9.e+-]*",
-    penalty=r"(_jac[0-9][0-9.e+-]*)?",
-    seed=r"\d+",
-    width=r"\d+",
-    depth=r"\d+",
-    optimizer="adam|sgd",
-    lr=r"[0-9][0-9.e+-]*",
-    bs=r"\d+",
 
 
 def grokking_runs():
@@ -271,7 +269,7 @@ def probed_adversarial_files(name):
 
 
 def representation_runs(family=False):
-    """The networks the representation stage compares, trained by the adversarial stage's rule on its data:
+    """The networks the representation stage compares, trained by the adversarial stage's rule on its data -
     standard, PGD and FGSM of representations.model at representations.epsilon × seed; with `family`, standard
     and PGD of the grokking architecture (representations.grokking)."""
     r = REPRESENTATIONS

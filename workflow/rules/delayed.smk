@@ -8,23 +8,23 @@ rule measure_delayed:
         data=GROKKING_DATA,
         snapshots=run_path("grokking", "snapshots"),
         checkpoints=run_path("grokking", "checkpoints.pt"),
-        run=run_path("grokking", "run.json"),
+        run_json=run_path("grokking", "run.json"),
     output:
-        run_path("delayed", "measures.csv"),
+        output=run_path("delayed", "measures.csv"),
     log:
         log_path("delayed", "measures.log"),
     conda:
-        "../../envs/robustgen.yaml"
+        ENV
     threads: 1
     resources:
         mem_mb=2000,
         runtime=20,
     params:
-        knobs=knobs("measure-delayed"),
-    shell:
-        "python -m robustgen measure-delayed --knobs {params.knobs:q} --data {input.data}"
-        " --snapshots {input.snapshots} --checkpoints {input.checkpoints} --run-json {input.run}"
-        " --threads {threads} --output {output} > {log} 2>&1"
+        delayed=knobs(views.DelayedMeasures, "delayed"),
+        robustness=knobs(views.AdversarialSearch, "robustness"),
+        device=config["device"],
+    script:
+        STEP
 
 
 rule delayed_tables:
@@ -42,18 +42,15 @@ rule delayed_tables:
     log:
         "logs/tables/delayed.log",
     conda:
-        "../../envs/robustgen.yaml"
+        ENV
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
     params:
-        knobs=knobs("delayed-tables"),
-    shell:
-        "python -m robustgen delayed-tables --knobs {params.knobs:q} --measures {input.measures}"
-        " --runs {input.runs} --metrics {input.metrics} --checkpoints {input.checkpoints}"
-        " --noise {input.noise} --sensitivity {input.sensitivity} --trajectory {output.trajectory}"
-        " --onsets {output.onsets} --lags {output.lags} > {log} 2>&1"
+        delayed=knobs(views.DelayedSummaries, "delayed"),
+    script:
+        STEP
 
 
 rule delayed_figures:
@@ -62,32 +59,19 @@ rule delayed_figures:
         onsets="results/tables/delayed_onsets.csv",
         lags="results/tables/delayed_lags.csv",
     output:
-        trajectories=report(
-            "results/figures/{dataset}/delayed_trajectories.png",
-            caption="../report/delayed_trajectories.rst",
-            category="Delayed robustness",
-            subcategory="Figures",
-        ),
-        trajectories_pdf="results/figures/{dataset}/delayed_trajectories.pdf",
-        lags=report(
-            "results/figures/{dataset}/delayed_lags.png",
-            caption="../report/delayed_lags.rst",
-            category="Delayed robustness",
-            subcategory="Figures",
-        ),
-        lags_pdf="results/figures/{dataset}/delayed_lags.pdf",
+        trajectories=figure("delayed_trajectories", "Delayed robustness"),
+        trajectories_pdf=figure_pdf("delayed_trajectories"),
+        lags_figure=figure("delayed_lags", "Delayed robustness"),
+        lags_figure_pdf=figure_pdf("delayed_lags"),
     log:
         "logs/figures/{dataset}/delayed.log",
     conda:
-        "../../envs/robustgen.yaml"
+        ENV
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
     params:
-        knobs=knobs("delayed-figures"),
-    shell:
-        "python -m robustgen delayed-figures --knobs {params.knobs:q} --trajectory {input.trajectory}"
-        " --onsets {input.onsets} --lags {input.lags} --dataset {wildcards.dataset}"
-        " --trajectories {output.trajectories} --trajectories-pdf {output.trajectories_pdf}"
-        " --lags-figure {output.lags} --lags-figure-pdf {output.lags_pdf} > {log} 2>&1"
+        delayed=knobs(views.DelayedFigure, "delayed"),
+    script:
+        STEP

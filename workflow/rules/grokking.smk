@@ -7,52 +7,49 @@ rule train_grokking:
         data=GROKKING_DATA,
     output:
         metrics=run_path("grokking", "metrics.csv"),
-        run=run_path("grokking", "run.json"),
+        run_json=run_path("grokking", "run.json"),
         snapshots=directory(run_path("grokking", "snapshots")),
     log:
         log_path("grokking", "train.log"),
     # the longest jobs of the study, and most of it waits on them: scheduled before anything else
     priority: 10
     conda:
-        "../../envs/robustgen.yaml"
+        ENV
     threads: 1
     resources:
         mem_mb=2000,
         runtime=60,
     params:
-        knobs=knobs("train-grokking"),
+        grokking=knobs(views.GrokkingTraining, "grokking"),
+        device=config["device"],
         jacobian_penalty=jacobian_penalty,
         long_run=long_run,
-    shell:
-        "python -m robustgen train-grokking --knobs {params.knobs:q} --knobs {TRAINING_STATE:q}"
-        " --init-scale {wildcards.alpha} --weight-decay {wildcards.wd} --seed {wildcards.seed}"
-        " --jacobian-penalty {params.jacobian_penalty} --long-run {params.long_run}"
-        " --data {input.data} --metrics {output.metrics} --run-json {output.run}"
-        " --snapshots {output.snapshots} --threads {threads} > {log} 2>&1"
+        # how often the training state is saved for a resume changes no result: it reruns nothing
+        state=untracked(knobs(views.TrainingState, "grokking")),
+    script:
+        STEP
 
 
 rule extract_checkpoints:
     input:
         metrics=run_path("grokking", "metrics.csv"),
-        run=run_path("grokking", "run.json"),
+        run_json=run_path("grokking", "run.json"),
         snapshots=run_path("grokking", "snapshots"),
     output:
-        json=run_path("grokking", "checkpoints.json"),
-        weights=run_path("grokking", "checkpoints.pt"),
+        output_json=run_path("grokking", "checkpoints.json"),
+        output_weights=run_path("grokking", "checkpoints.pt"),
     log:
         log_path("grokking", "extract.log"),
     conda:
-        "../../envs/robustgen.yaml"
+        ENV
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
     params:
-        knobs=knobs("extract-checkpoints"),
-    shell:
-        "python -m robustgen extract-checkpoints --knobs {params.knobs:q}"
-        " --metrics {input.metrics} --run-json {input.run} --snapshots {input.snapshots}"
-        " --output-json {output.json} --output-weights {output.weights} > {log} 2>&1"
+        checkpoints=knobs(views.CheckpointThresholds, "checkpoints"),
+    script:
+        STEP
 
 
 rule grokking_table:
@@ -60,18 +57,17 @@ rule grokking_table:
         runs=run_files("grokking", "run.json"),
         checkpoints=run_files("grokking", "checkpoints.json"),
     output:
-        results_table("grokking_runs", "Grokking"),
+        output=results_table("grokking_runs", "Grokking"),
     log:
         "logs/tables/grokking_runs.log",
     conda:
-        "../../envs/robustgen.yaml"
+        ENV
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    shell:
-        "python -m robustgen grokking-table --runs {input.runs}"
-        " --checkpoints {input.checkpoints} --output {output} > {log} 2>&1"
+    script:
+        STEP
 
 
 rule grokking_figures:
@@ -81,30 +77,17 @@ rule grokking_figures:
         metrics=dataset_run_files("grokking", "metrics.csv"),
         checkpoints=dataset_run_files("grokking", "checkpoints.json"),
     output:
-        curves=report(
-            "results/figures/{dataset}/grokking_curves.png",
-            caption="../report/grokking_curves.rst",
-            category="Grokking",
-            subcategory="Figures",
-        ),
-        curves_pdf="results/figures/{dataset}/grokking_curves.pdf",
-        grid=report(
-            "results/figures/{dataset}/grokking_steps_to_generalise.png",
-            caption="../report/grokking_steps_to_generalise.rst",
-            category="Grokking",
-            subcategory="Figures",
-        ),
-        grid_pdf="results/figures/{dataset}/grokking_steps_to_generalise.pdf",
+        curves=figure("grokking_curves", "Grokking"),
+        curves_pdf=figure_pdf("grokking_curves"),
+        grid=figure("grokking_steps_to_generalise", "Grokking"),
+        grid_pdf=figure_pdf("grokking_steps_to_generalise"),
     log:
         "logs/figures/{dataset}/grokking.log",
     conda:
-        "../../envs/robustgen.yaml"
+        ENV
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    shell:
-        "python -m robustgen grokking-figures --runs {input.runs} --metrics {input.metrics}"
-        " --checkpoints {input.checkpoints} --table {input.table} --dataset {wildcards.dataset}"
-        " --curves {output.curves} --curves-pdf {output.curves_pdf}"
-        " --grid {output.grid} --grid-pdf {output.grid_pdf} > {log} 2>&1"
+    script:
+        STEP

@@ -10,20 +10,21 @@ rule compare_representations:
         runs=representation_files("run.json"),
         networks=representation_files("networks.pt"),
     output:
-        f"results/representations/{{dataset}}/{REPRESENTATIONS.model}/cka.csv",
+        output=f"results/representations/{{dataset}}/{REPRESENTATIONS.model}/cka.csv",
     log:
         f"logs/representations/{{dataset}}/{REPRESENTATIONS.model}/cka.log",
     conda:
-        "../../envs/robustgen.yaml"
+        ENV
     threads: 1
     resources:
         mem_mb=6000,
         runtime=20,
     params:
-        knobs=knobs("compare-representations"),
-    shell:
-        "python -m robustgen compare-representations --knobs {params.knobs:q} --data {input.data}"
-        " --runs {input.runs} --networks {input.networks} --threads {threads} --output {output} > {log} 2>&1"
+        representations=knobs(views.RepresentationComparison, "representations"),
+        similarity=knobs(views.CkaEstimator, "similarity"),
+        device=config["device"],
+    script:
+        STEP
 
 
 rule place_grokking:
@@ -45,19 +46,17 @@ rule place_grokking:
     log:
         "logs/tables/representation_grokking.log",
     conda:
-        "../../envs/robustgen.yaml"
+        ENV
     threads: 1
     resources:
         mem_mb=3000,
         runtime=20,
     params:
-        knobs=knobs("place-grokking"),
-    shell:
-        "python -m robustgen place-grokking --knobs {params.knobs:q} --data {input.data}"
-        " --checkpoints {input.checkpoints} --snapshots {input.snapshots} --runs {input.runs}"
-        " --family-data {input.family_data} --family-runs {input.family_runs}"
-        " --family-networks {input.family_networks} --threads {threads}"
-        " --placed {output.placed} --trajectory {output.trajectory} > {log} 2>&1"
+        representations=knobs(views.GrokkingPlacement, "representations"),
+        similarity=knobs(views.CkaAlongRuns, "similarity"),
+        device=config["device"],
+    script:
+        STEP
 
 
 rule representation_tables:
@@ -78,17 +77,16 @@ rule representation_tables:
     log:
         "logs/tables/representations.log",
     conda:
-        "../../envs/robustgen.yaml"
+        ENV
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
     params:
-        knobs=knobs("representation-tables"),
-    shell:
-        "python -m robustgen representation-tables --knobs {params.knobs:q} --cka {input.cka}"
-        " --runs {input.runs} --logs {input.logs} --structure {output.structure}"
-        " --summary {output.summary} --layers {output.layers} > {log} 2>&1"
+        representations=knobs(views.RepresentationIntervals, "representations"),
+        adversarial=knobs(views.OverfittingVerdict, "adversarial"),
+    script:
+        STEP
 
 
 rule representation_figures:
@@ -97,40 +95,24 @@ rule representation_figures:
         structure="results/tables/representation_structure.csv",
         layers="results/tables/representation_layers.csv",
     output:
-        heatmaps=report(
-            "results/figures/{dataset}/representation_heatmaps.png",
-            caption="../report/representation_heatmaps.rst",
-            category="Robust vs standard representations",
-            subcategory="Figures",
+        heatmaps=figure("representation_heatmaps", "Robust vs standard representations"),
+        heatmaps_pdf=figure_pdf("representation_heatmaps"),
+        structure_figure=figure(
+            "representation_structure", "Robust vs standard representations"
         ),
-        heatmaps_pdf="results/figures/{dataset}/representation_heatmaps.pdf",
-        structure=report(
-            "results/figures/{dataset}/representation_structure.png",
-            caption="../report/representation_structure.rst",
-            category="Robust vs standard representations",
-            subcategory="Figures",
-        ),
-        structure_pdf="results/figures/{dataset}/representation_structure.pdf",
-        layers=report(
-            "results/figures/{dataset}/representation_layers.png",
-            caption="../report/representation_layers.rst",
-            category="Robust vs standard representations",
-            subcategory="Figures",
-        ),
-        layers_pdf="results/figures/{dataset}/representation_layers.pdf",
+        structure_figure_pdf=figure_pdf("representation_structure"),
+        layers_figure=figure("representation_layers", "Robust vs standard representations"),
+        layers_figure_pdf=figure_pdf("representation_layers"),
     log:
         "logs/figures/{dataset}/representations.log",
     conda:
-        "../../envs/robustgen.yaml"
+        ENV
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    shell:
-        "python -m robustgen representation-figures --cka {input.cka} --structure {input.structure}"
-        " --layers {input.layers} --heatmaps {output.heatmaps} --heatmaps-pdf {output.heatmaps_pdf}"
-        " --structure-figure {output.structure} --structure-figure-pdf {output.structure_pdf}"
-        " --layers-figure {output.layers} --layers-figure-pdf {output.layers_pdf} > {log} 2>&1"
+    script:
+        STEP
 
 
 rule grokking_placement_figure:
@@ -138,22 +120,15 @@ rule grokking_placement_figure:
         placed="results/tables/representation_grokking.csv",
         trajectory="results/tables/representation_grokking_trajectory.csv",
     output:
-        grokking=report(
-            "results/figures/{dataset}/representation_grokking.png",
-            caption="../report/representation_grokking.rst",
-            category="Robust vs standard representations",
-            subcategory="Figures",
-        ),
-        grokking_pdf="results/figures/{dataset}/representation_grokking.pdf",
+        grokking=figure("representation_grokking", "Robust vs standard representations"),
+        grokking_pdf=figure_pdf("representation_grokking"),
     log:
         "logs/figures/{dataset}/representation_grokking.log",
     conda:
-        "../../envs/robustgen.yaml"
+        ENV
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    shell:
-        "python -m robustgen grokking-placement-figure --placed {input.placed} --trajectory {input.trajectory}"
-        " --dataset {wildcards.dataset} --grokking {output.grokking} --grokking-pdf {output.grokking_pdf}"
-        " > {log} 2>&1"
+    script:
+        STEP

@@ -6,52 +6,50 @@ rule sensitivity_checkpoints:
     input:
         data=GROKKING_DATA,
         checkpoints=run_path("grokking", "checkpoints.pt"),
-        run=run_path("grokking", "run.json"),
+        run_json=run_path("grokking", "run.json"),
     output:
-        run_path("sensitivity", "checkpoints.csv"),
+        output=run_path("sensitivity", "checkpoints.csv"),
     log:
         log_path("sensitivity", "checkpoints.log"),
     conda:
-        "../../envs/robustgen.yaml"
+        ENV
     threads: 1
     resources:
         mem_mb=3000,
         runtime=20,
     params:
-        knobs=knobs("sensitivity-checkpoints"),
-    shell:
-        "python -m robustgen sensitivity-checkpoints --knobs {params.knobs:q} --data {input.data}"
-        " --checkpoints {input.checkpoints} --run-json {input.run} --threads {threads}"
-        " --output {output} > {log} 2>&1"
+        sensitivity=knobs(views.Sensitivity, "sensitivity"),
+        device=config["device"],
+    script:
+        STEP
 
 
 rule sensitivity_trajectory:
     input:
         data=GROKKING_DATA,
         snapshots=run_path("grokking", "snapshots"),
-        run=run_path("grokking", "run.json"),
+        run_json=run_path("grokking", "run.json"),
     output:
-        run_path("sensitivity", "trajectory.csv"),
+        output=run_path("sensitivity", "trajectory.csv"),
     log:
         log_path("sensitivity", "trajectory.log"),
     conda:
-        "../../envs/robustgen.yaml"
+        ENV
     threads: 1
     resources:
         mem_mb=3000,
         runtime=30,
     params:
-        knobs=knobs("sensitivity-trajectory"),
-    shell:
-        "python -m robustgen sensitivity-trajectory --knobs {params.knobs:q} --data {input.data}"
-        " --snapshots {input.snapshots} --run-json {input.run} --threads {threads}"
-        " --output {output} > {log} 2>&1"
+        sensitivity=knobs(views.SensitivityTrajectory, "sensitivity"),
+        device=config["device"],
+    script:
+        STEP
 
 
 rule sensitivity_tables:
     input:
-        checkpoints=run_files("sensitivity", "checkpoints.csv"),
-        trajectory=run_files("sensitivity", "trajectory.csv"),
+        checkpoint_items=run_files("sensitivity", "checkpoints.csv"),
+        trajectory_items=run_files("sensitivity", "trajectory.csv"),
         runs=run_files("grokking", "run.json"),
         metrics=run_files("grokking", "metrics.csv"),
         runs_table="results/tables/grokking_runs.csv",
@@ -61,18 +59,15 @@ rule sensitivity_tables:
     log:
         "logs/tables/sensitivity.log",
     conda:
-        "../../envs/robustgen.yaml"
+        ENV
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
     params:
-        knobs=knobs("sensitivity-tables"),
-    shell:
-        "python -m robustgen sensitivity-tables --knobs {params.knobs:q}"
-        " --checkpoint-items {input.checkpoints} --runs-table {input.runs_table}"
-        " --trajectory-items {input.trajectory} --runs {input.runs} --metrics {input.metrics}"
-        " --summary {output.summary} --trajectory {output.trajectory} > {log} 2>&1"
+        sensitivity=knobs(views.Summaries, "sensitivity"),
+    script:
+        STEP
 
 
 rule sensitivity_figures:
@@ -81,33 +76,20 @@ rule sensitivity_figures:
         trajectory="results/tables/sensitivity_trajectory.csv",
         runs_table="results/tables/grokking_runs.csv",
     output:
-        comparison=report(
-            "results/figures/{dataset}/sensitivity_comparison.png",
-            caption="../report/sensitivity_comparison.rst",
-            category="Sensitivity",
-            subcategory="Figures",
-        ),
-        comparison_pdf="results/figures/{dataset}/sensitivity_comparison.pdf",
-        trajectory=report(
-            "results/figures/{dataset}/sensitivity_trajectory.png",
-            caption="../report/sensitivity_trajectory.rst",
-            category="Sensitivity",
-            subcategory="Figures",
-        ),
-        trajectory_pdf="results/figures/{dataset}/sensitivity_trajectory.pdf",
+        comparison=figure("sensitivity_comparison", "Sensitivity"),
+        comparison_pdf=figure_pdf("sensitivity_comparison"),
+        trajectory_figure=figure("sensitivity_trajectory", "Sensitivity"),
+        trajectory_figure_pdf=figure_pdf("sensitivity_trajectory"),
     log:
         "logs/figures/{dataset}/sensitivity.log",
     conda:
-        "../../envs/robustgen.yaml"
+        ENV
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    shell:
-        "python -m robustgen sensitivity-figures --summary {input.summary} --trajectory {input.trajectory}"
-        " --dataset {wildcards.dataset} --runs-table {input.runs_table}"
-        " --comparison {output.comparison} --comparison-pdf {output.comparison_pdf}"
-        " --trajectory-figure {output.trajectory} --trajectory-figure-pdf {output.trajectory_pdf} > {log} 2>&1"
+    script:
+        STEP
 
 
 rule sensitivity_slices:
@@ -118,23 +100,17 @@ rule sensitivity_slices:
         ),
         runs=dataset_run_files("grokking", "run.json", first_seed_only=True),
     output:
-        png=report(
-            "results/figures/{dataset}/sensitivity_slices.png",
-            caption="../report/sensitivity_slices.rst",
-            category="Sensitivity",
-            subcategory="Figures",
-        ),
-        pdf="results/figures/{dataset}/sensitivity_slices.pdf",
+        png=figure("sensitivity_slices", "Sensitivity"),
+        pdf=figure_pdf("sensitivity_slices"),
     log:
         "logs/figures/{dataset}/sensitivity_slices.log",
     conda:
-        "../../envs/robustgen.yaml"
+        ENV
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
     params:
-        knobs=knobs("sensitivity-slices"),
-    shell:
-        "python -m robustgen sensitivity-slices --knobs {params.knobs:q} --data {input.data}"
-        " --checkpoints {input.checkpoints} --runs {input.runs} --threads {threads} --png {output.png} --pdf {output.pdf} > {log} 2>&1"
+        sensitivity=knobs(views.RegionSlices, "sensitivity"),
+    script:
+        STEP

@@ -1,6 +1,25 @@
-"""Minimal adversarial perturbations from published minimal-norm attacks (docs/protocols.md §4).
+"""Every attack of the study in one module (docs/protocols.md §4, §8): one projected-gradient ascent, the
+published attacks as its presets, and the minimal-norm attacks beside it.
 
-The §4 adversarial radius (`probes.adversarial_radius`) is PGD at fixed ε plus bisection over ε: an upper
+**One projected-gradient ascent** (`projected_ascent`): from a start (the clean point, or uniform in the
+start·ε-ball), `steps` steps of step·ε along the gradient of an objective (the sign of it in L∞, the
+L2-normalised gradient in L2), each iterate projected back onto the ε-ball or not. Its callers:
+
+- adversarial training and its evaluation (`linf_ascent`, the training loss, L∞, points kept in [0, 1]):
+  ``fgsm`` (zero start, one step of ε, projected: Goodfellow et al. 2015), ``rs_fgsm`` (uniform start in
+  [−ε, ε], one step of 1.25 ε, projected: Wong, Rice & Kolter 2020), ``n_fgsm`` (uniform start in [−2ε, 2ε],
+  one step of ε, *not* projected: de Jorge et al. 2022), ``pgd`` (uniform start, k projected steps: Madry et
+  al. 2018); `robust_correct` is the restart evaluation (e.g. PGD-50 × 10, each point keeping its first
+  misclassified iterate);
+- the adversarial radius (`adversarial_radius`): the ascent of the margin from the clean point in L2 or L∞,
+  successful if any iterate is misclassified, with bisection over ε per image.
+
+Gradients are taken with respect to the input only (`torch.autograd.grad`), so the parameters' `.grad` is left
+as it was: a training step computes its own gradients afterwards.
+
+**Minimal-norm attacks** (`minimal_perturbations`): Foolbox's, named in `MINIMAL_NORM`.
+
+The §4 adversarial radius (`adversarial_radius`) is PGD at fixed ε plus bisection over ε: an upper
 bound on the distance to the decision boundary. The attacks here search for the *smallest* perturbation
 directly, with the maintained implementations in Foolbox 3 (Rauber et al. 2017, 2020):
 
@@ -40,6 +59,7 @@ from __future__ import annotations
 
 import copy
 import math
+from dataclasses import dataclass
 
 import eagerpy as ep
 import foolbox as fb
@@ -48,11 +68,195 @@ from foolbox.attacks.fast_minimum_norm import L2FMNAttack, LInfFMNAttack
 from foolbox.devutils import atleast_kd, flatten
 from torch import nn
 
-from ..evaluation import predict
-from .probes import bisect, misclassified
+from ..evaluation import loss_fn, predict
+from .probes import NORMS, _start, bisect, misclassified
 
-NORMS = ("l2", "linf")
-ATTACKS = {"l2": ("deepfool", "fmn", "ddn"), "linf": ("deepfool", "fmn")}
+# --- one projected-gradient ascent --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Ascent:
+    """A projected-gradient ascent's schedule: its start (0: the clean point; s > 0: uniform in the s·ε-ball),
+    `steps` steps of step·ε, and whether each iterate is projected back onto the ε-ball."""
+
+    start: float
+    step: float
+    steps: int
+    project: bool
+
+
+METHODS = {  # the single-step methods of adversarial training, by name (PGD-k: `pgd`)
+    "fgsm": Ascent(start=0.0, step=1.0, steps=1, project=True),
+    "rs_fgsm": Ascent(start=1.0, step=1.25, steps=1, project=True),
+    "n_fgsm": Ascent(start=2.0, step=1.0, steps=1, project=False),
+}
+
+
+def pgd(steps: int, step: float) -> Ascent:
+    """PGD-k: a uniform start in the ε-ball, `steps` projected steps of step·ε."""
+    return Ascent(start=1.0, step=step, steps=steps, project=True)
+
+
+def projected_ascent(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, objective, eps, ascent: Ascent,
+                     norm: str = "linf", generator: torch.Generator | None = None, in_box: bool = True,
+                     clip: bool = False, keep_first_success: bool = False,
+                     record_success: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The study's one projected-gradient ascent of `objective`(outputs, y) (a scalar) on x + δ, ‖δ‖ ≤ ε.
+
+    `eps`: a number, or one radius per point (a tensor of shape (n,)). A step moves δ by step·ε along the
+    gradient's sign (L∞) or its L2-normalised direction (L2), then projects onto the ε-ball if
+    `ascent.project`. `in_box`: every iterate is kept in [0, 1] (adversarial training's points); otherwise
+    the network sees x + δ, clipped to [0, 1] only with `clip` (the radius search's points).
+    `keep_first_success`: a point misclassified at an iterate stays there (an evaluation attack).
+    `record_success`: also return whether any iterate, the last included, was misclassified.
+    Returns (the last point, that record or None)."""
+    if norm not in NORMS:
+        raise ValueError(f"unknown norm {norm!r}; allowed: {', '.join(NORMS)}")
+    if isinstance(eps, torch.Tensor):
+        eps = eps.to(x.dtype)[:, None]
+    delta = torch.zeros_like(x)
+    if ascent.start:
+        delta = (torch.rand(x.shape, generator=generator, dtype=x.dtype, device=x.device) * 2 - 1) * ascent.start * eps
+    if in_box:
+        delta = (x + delta).clamp(0, 1) - x
+    success = torch.zeros(len(x), dtype=torch.bool, device=x.device) if record_success else None
+    with torch.enable_grad():
+        for step in range(ascent.steps + record_success):
+            delta.requires_grad_(True)
+            outputs = model((x + delta).clamp(0, 1) if clip and not in_box else x + delta)
+            if record_success:
+                success |= (outputs.argmax(dim=1) != y).detach()
+                if step == ascent.steps:
+                    break
+            (grad,) = torch.autograd.grad(objective(outputs, y), delta)
+            with torch.no_grad():
+                if norm == "l2":
+                    moved = delta + ascent.step * eps * grad / grad.norm(dim=1, keepdim=True).clamp_min(1e-12)
+                    if ascent.project:
+                        moved = moved * (eps / moved.norm(dim=1, keepdim=True).clamp_min(1e-12)).clamp(max=1)
+                else:
+                    moved = delta + ascent.step * eps * grad.sign()
+                    if ascent.project:
+                        moved = moved.clamp(-eps, eps)
+                if in_box:
+                    moved = (x + moved).clamp(0, 1) - x
+                if keep_first_success:
+                    moved = torch.where((outputs.argmax(dim=1) != y)[:, None], delta, moved)
+                delta = moved
+    return (x + delta).detach(), success
+
+
+def linf_ascent(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, loss: str, eps: float, ascent: Ascent,
+                generator: torch.Generator, stop_when_misclassified: bool = False) -> torch.Tensor:
+    """x + δ after `ascent` on the mean `loss` (the training objective) of `model`, in L∞ and in [0, 1]; the
+    random start is drawn with `generator`. With `stop_when_misclassified` (an evaluation attack) a point keeps
+    the first iterate at which it is misclassified, so a later step cannot undo a success (Wong et al.'s
+    evaluation PGD)."""
+    point, _ = projected_ascent(model, x, y, objective=lambda outputs, labels: loss_fn(loss, outputs, labels),
+                                eps=eps, ascent=ascent, generator=generator, keep_first_success=stop_when_misclassified)
+    return point
+
+
+@torch.no_grad()
+def robust_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, ascent: Ascent,
+                   restarts: int, generator: torch.Generator, loss: str = "cross_entropy") -> torch.Tensor:
+    """Which points `model` still classifies correctly after `restarts` runs of `ascent` (each from its own
+    random start, each keeping a point's first misclassified iterate): the evaluation attack, e.g. PGD-50 ×
+    10 restarts. A point broken by one restart is not attacked again, so restarts cost only on the points
+    that resist."""
+    correct = model(x).argmax(dim=1) == y
+    for _ in range(restarts):
+        index = correct.nonzero().squeeze(1)
+        if not len(index):
+            break
+        adversarial = linf_ascent(model, x[index], y[index], loss=loss, eps=eps, ascent=ascent, generator=generator,
+                                  stop_when_misclassified=True)
+        correct[index] = model(adversarial).argmax(dim=1) == y[index]
+    return correct
+
+
+def input_gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: str = "cross_entropy") -> torch.Tensor:
+    """∇ₓ of each point's own loss (the summed loss's gradient, so no 1/N scaling), per point."""
+    with torch.enable_grad():
+        x = x.detach().requires_grad_(True)
+        outputs = model(x)
+        per_point = loss_fn(loss, outputs, y) * len(x)  # a mean over the batch, undone
+        (grad,) = torch.autograd.grad(per_point, x)
+    return grad.detach()
+
+
+def gradient_alignment(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
+                       generator: torch.Generator, loss: str = "cross_entropy") -> tuple[torch.Tensor, torch.Tensor]:
+    """Per point: cos(∇ₓℓ(x), ∇ₓℓ(x + η)) with η ~ U[−ε, ε] (Andriushchenko & Flammarion 2020: it falls
+    before catastrophic overfitting), and ‖∇ₓℓ(x)‖₂. A point with a zero gradient has alignment 1 with
+    itself only if both are zero; it is returned as NaN and left out of means."""
+    eta = (torch.rand(x.shape, generator=generator, dtype=x.dtype, device=x.device) * 2 - 1) * eps
+    clean = input_gradients(model, x, y, loss)
+    noisy = input_gradients(model, (x + eta).clamp(0, 1), y, loss)
+    norms = clean.norm(dim=1)
+    cosine = (clean * noisy).sum(dim=1) / (norms * noisy.norm(dim=1))
+    return cosine, norms
+
+
+def margin(outputs: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
+    """Largest other output (or the `targets` class's output) minus the true class's output; > 0 means
+    misclassified (as the target, when given)."""
+    true = outputs.gather(1, labels[:, None]).squeeze(1)
+    if targets is not None:
+        return outputs.gather(1, targets[:, None]).squeeze(1) - true
+    others = outputs.scatter(1, labels[:, None], -math.inf)
+    return others.max(dim=1).values - true
+
+
+def pgd_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: torch.Tensor, *, norm: str,
+               steps: int, step_size: float, clip: bool = False, targets: torch.Tensor | None = None) -> torch.Tensor:
+    """Whether projected gradient ascent of the margin (toward `targets`, if given) inside the `norm`-ball of
+    radius eps (one per image), from the clean image, misclassifies any iterate. Step = step_size · eps."""
+    _, success = projected_ascent(model, x, y, objective=lambda outputs, labels: margin(outputs, labels, targets).sum(),
+                                  eps=eps, ascent=Ascent(start=0.0, step=step_size, steps=steps, project=True),
+                                  norm=norm, in_box=False, clip=clip, record_success=True)
+    return success
+
+
+def adversarial_radius(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, norm: str, steps: int,
+                       step_size: float, max_eps: float, tol: float, clip: bool = False,
+                       targeted: bool = False) -> torch.Tensor:
+    """Smallest ε at which PGD finds a misclassified point in the ε-ball, by bisection over ε per image
+    (to within `tol`; +inf if PGD succeeds at no ε it tries up to `max_eps`). Bisection assumes success is
+    monotone in ε, as it nearly is; the radius returned is always an ε at which PGD did succeed.
+
+    Untargeted PGD ascends the margin to the strongest competitor, an upper bound on the true radius;
+    `targeted` attacks each image once towards every other class (num_classes − 1 times the cost).
+    """
+    radius, correct = _start(model, x, y)
+    index = correct.nonzero().squeeze(1)
+    xs, ys, owner, targets = x[index], y[index], torch.arange(len(index), device=x.device), None
+    if targeted:
+        classes = model(x[:1]).shape[1]
+        others = torch.arange(classes, device=x.device)[None, :].expand(len(index), classes)
+        keep = others != ys[:, None]
+        targets = others[keep]
+        owner = owner[:, None].expand(len(index), classes)[keep]
+        xs, ys = xs[owner], ys[owner]
+
+    def attack(eps):
+        hit = pgd_attack(model, xs, ys, eps[owner], norm=norm, steps=steps, step_size=step_size, clip=clip,
+                         targets=targets)
+        return torch.zeros(len(index), dtype=torch.bool, device=x.device).index_put_((owner,), hit, accumulate=True)
+
+    hi = torch.full((len(index),), float(max_eps), dtype=torch.float64, device=x.device)
+    reachable = attack(hi)
+    _, hi, seen = bisect(attack, torch.zeros_like(hi), hi, max(0, math.ceil(math.log2(max_eps / tol))))
+    found = reachable | seen
+    # hi is the smallest ε with a verified success; +inf only if PGD succeeded at no ε tried (an attack that
+    # fails at max_eps but succeeds at a smaller ε, as PGD's fixed step count allows, is not censored)
+    radius[index] = torch.where(found, hi, torch.full_like(hi, math.inf))
+    return radius
+
+
+# --- minimal-norm attacks ------------------------------------------------------------------------------------
+
+MINIMAL_NORM = {"l2": ("deepfool", "fmn", "ddn"), "linf": ("deepfool", "fmn")}
 
 # DeepFool: at most 50 linearisation steps over all classes (Foolbox limits to the 10 largest logits by
 # default), stepping (1 + 0.02)× past the linearised boundary (the paper's overshoot η; Foolbox also adds 1e-4
@@ -121,7 +325,7 @@ def _attack(name: str, norm: str) -> fb.attacks.MinimizationAttack:
         return cls(steps=FMN_STEPS, max_stepsize=FMN_STEPSIZE[norm], gamma=FMN_GAMMA)
     if name == "ddn" and norm == "l2":
         return fb.attacks.DDNAttack(init_epsilon=DDN_INIT_EPSILON, steps=DDN_STEPS, gamma=DDN_GAMMA)
-    allowed = ", ".join(ATTACKS[norm])
+    allowed = ", ".join(MINIMAL_NORM[norm])
     raise ValueError(f"unknown attack {name!r} for norm {norm!r}; allowed: {allowed}")
 
 
@@ -172,7 +376,7 @@ def minimal_perturbations(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
 
     Returns {attack: (n,) float64}: ‖δ‖₂ or ‖δ‖∞ of a δ with model(x + δ) ≠ y, checked here after the ray
     refinement (module docstring); +inf where the attack found no misclassified point; NaN for images
-    misclassified unperturbed (excluded, as every §4 probe does). `attacks`: names from ATTACKS[norm];
+    misclassified unperturbed (excluded, as every §4 probe does). `attacks`: names from MINIMAL_NORM[norm];
     "fmn" is FMN targeted at each of the FMN_CLASSES classes with the nearest linearised boundary
     (`nearest_classes`), the smallest kept.
 

@@ -21,7 +21,7 @@ from ..measures.stats import bootstrap_correlation
 from ..models import build, from_state, model_spec, num_parameters
 from ..settings import Bootstrap, CapacityTraining, Sensitivity
 from ..train import DTYPES, METRICS, Data, adam_options, resolve_device, train
-from .sensitivity import measure_network
+from ..measures.network import measure_network
 
 OPTIMIZERS = ("adam", "sgd")
 

@@ -20,7 +20,7 @@ from ..measures.complexity import frame_directions, local_complexity
 from ..measures.stats import seed_mean
 from ..runs import milestone_snapshots, open_run, stored_checkpoints
 from ..settings import AdversarialSearch, Bootstrap, DelayedMeasures, OnsetRule
-from .robustness import adversarial_probes
+from ..measures.network import adversarial_probes
 
 RUN_KEYS = ("dataset", "init_scale", "weight_decay", "jacobian_penalty", "seed")  # λ = 0: Omnigrok's run
 GROUP_KEYS = ("dataset", "init_scale", "weight_decay", "jacobian_penalty")

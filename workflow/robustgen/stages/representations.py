@@ -21,7 +21,7 @@ import torch
 
 from .. import data as datasets
 from ..io import load_file, read_json
-from ..measures.perturbations import linf_ascent, pgd
+from ..measures.attacks import linf_ascent, pgd
 from ..measures.similarity import Representation, gram_linear, hidden_and_output, structure
 from ..measures.stats import seed_mean
 from ..models import build, from_state
@@ -29,7 +29,7 @@ from ..runs import RUN_COLUMNS, milestone_snapshots, open_run, stored_checkpoint
 from ..settings import (Bootstrap, CkaAlongRuns, CkaEstimator, GrokkingPlacement, OverfittingRule,
                         RepresentationComparison)
 from ..train import DTYPES, resolve_device
-from .adversarial import detect_overfitting, schedule
+from ..measures.overfitting import detect_overfitting, schedule
 
 # The compared networks of a seed: standard training's final network; for PGD and FGSM training the final
 # network and the best one (highest held-out PGD accuracy after the warm-up: the early-stopped network, for

@@ -14,55 +14,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
-from ..measures.attacks import minimal_perturbations, tightest_radius
-from ..measures.probes import adversarial_radius, bisection_radius, grid_radius, noise_norm
+from ..measures.network import adversarial_probes, random_noise_probes
 from ..measures.stats import bootstrap_median_ratio, quartiles
 from ..runs import RUN_COLUMNS, milestone_snapshots, open_run, stored_checkpoints
-from ..settings import Adversarial, Bootstrap, CheckpointProbes, NoiseSearch, TrajectoryProbes
+from ..settings import Bootstrap, CheckpointProbes, TrajectoryProbes
 from ..tables import stack
 
 PROBE_KEYS = ("measure", "mode", "norm", "delta")
 PER_IMAGE_COLUMNS = (*RUN_COLUMNS, "checkpoint", "step", *PROBE_KEYS, "image", "label", "radius", "found_by")
-
-
-def _generator(seed: int, device) -> torch.Generator:
-    return torch.Generator(device=device).manual_seed(seed)
-
-
-def random_noise_probes(model, x, y, s: NoiseSearch, grid_deltas=()) -> list[tuple[dict, torch.Tensor]]:
-    """(probe key, radii) for the bisection mode and Walker's grid mode at every Δ of `grid_deltas`."""
-    norm = noise_norm(s.noise)
-    out = [(dict(measure="random", mode="bisection", norm=norm, delta=math.nan),
-            bisection_radius(model, x, y, k=s.draws, noise=s.noise, max_radius=s.max_radius,
-                             bracket_step=s.bisection.bracket_step, tol=s.bisection.tol,
-                             generator=_generator(s.seed, x.device), clip=s.clip))]
-    for delta in grid_deltas:
-        out.append((dict(measure="random", mode="grid", norm=norm, delta=float(delta)),
-                    grid_radius(model, x, y, delta=delta, k=s.draws, noise=s.noise, max_radius=s.max_radius,
-                                generator=_generator(s.seed, x.device), clip=s.clip)))
-    return out
-
-
-def adversarial_probes(model, x, y, a: Adversarial, clip: bool) -> list[tuple[dict, torch.Tensor]]:
-    """(probe key, radii) in every norm of `a.norms`: the PGD radius, the radius of each minimal-norm attack
-    of `a.attacks`, and the tightest of them per image (mode 'tightest', key `found_by`: which attack found
-    it). Every radius is certified by a misclassified point, so the smallest is the tightest upper bound on
-    the distance to the decision boundary (docs/protocols.md §4)."""
-    out = []
-    for norm in a.norms:
-        radii = {"pgd": adversarial_radius(model, x, y, norm=norm, steps=a.steps, step_size=a.step_size,
-                                           max_eps=getattr(a.max_eps, norm), tol=getattr(a.tol, norm), clip=clip,
-                                           targeted=a.targeted)}
-        radii |= minimal_perturbations(model, x, y, norm=norm, attacks=tuple(getattr(a.attacks, norm)), clip=clip)
-        out += [(dict(measure="adversarial", mode=name, norm=norm, delta=math.nan), radius)
-                for name, radius in radii.items()]
-        if len(radii) > 1:
-            tightest, found_by = tightest_radius(radii)
-            out.append((dict(measure="adversarial", mode="tightest", norm=norm, delta=math.nan,
-                             found_by=found_by), tightest))
-    return out
 
 
 def _rows(run: dict, checkpoint: str, step: int, probes, index, labels) -> pd.DataFrame:

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..measures.sensitivity import KINDS, jacobian_norms, region_slice, trajectory_anchors, trajectory_sensitivity
+from ..measures.network import measure_network
+from ..measures.sensitivity import KINDS, region_slice, trajectory_anchors
 from ..runs import RUN_COLUMNS, accuracy_by_step, milestone_snapshots, open_run, stored_checkpoints
 from ..measures.stats import seed_mean
 from ..settings import Bootstrap, RegionSlices, Sensitivity, SensitivityTrajectory
@@ -18,21 +19,6 @@ from ..tables import stack
 ITEM_COLUMNS = ("checkpoint", "step", "where", "item", "jacobian_norm", "transitions", "length",
                 "transition_density")
 METRICS = ("jacobian_norm", "transitions", "transition_density")
-
-
-def measure_network(model: torch.nn.Sequential, test_x: torch.Tensor, train_x: torch.Tensor,
-                    anchors: dict[str, torch.Tensor], *, ellipse_points: int, jacobian_every: int):
-    """Per-item sensitivity of one network: the Jacobian norm at test and at training points, and the
-    transitions, length, transition density and mean Jacobian norm along every ellipse of each kind."""
-    frames = []
-    for where, x in (("test_points", test_x), ("train_points", train_x)):
-        frames.append(pd.DataFrame(dict(where=where, item=range(len(x)),
-                                        jacobian_norm=jacobian_norms(model, x).double().cpu().numpy())))
-    for kind, kind_anchors in anchors.items():
-        result = trajectory_sensitivity(model, kind_anchors, k=ellipse_points, jacobian_every=jacobian_every)
-        frames.append(pd.DataFrame(dict(where=kind, item=range(len(kind_anchors)),
-                                        **{k: v.cpu().numpy() for k, v in result.items()})))
-    return pd.concat(frames, ignore_index=True)
 
 
 def study_anchors(train_x: torch.Tensor, train_y: torch.Tensor, ellipses_per_kind: int, seed: int):
