@@ -58,14 +58,11 @@ boundary (FMN_OVERSHOOT).
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from dataclasses import dataclass
 
-import eagerpy as ep
-import foolbox as fb
 import torch
-from foolbox.attacks.fast_minimum_norm import L2FMNAttack, LInfFMNAttack
-from foolbox.devutils import atleast_kd, flatten
 from torch import nn
 
 from ..evaluation import loss_fn, predict
@@ -297,31 +294,42 @@ BOX_MARGIN = 1e3
 SEED = 0
 
 
-class _L2FMN(L2FMNAttack):
-    """Foolbox 3.3's L2 FMN with the ε-ball projection it lacks: its `project` scales δ by min(1, ‖x‖/‖x‖) = 1,
-    i.e. never projects. This is the projection of the paper (δ ← δ·min(1, ε/‖δ‖₂)), at ε·(1 + FMN_OVERSHOOT)."""
+@functools.cache
+def _fmn_attacks() -> dict:
+    """Foolbox's FMN attacks with the two fixes below, by norm (built on first use: Foolbox, imported here and
+    in `_attack` only, costs a job that never runs a minimal-norm attack about 0.35 s of start-up)."""
+    import eagerpy as ep
+    from foolbox.attacks.fast_minimum_norm import L2FMNAttack, LInfFMNAttack
+    from foolbox.devutils import atleast_kd, flatten
 
-    def project(self, x: ep.Tensor, x0: ep.Tensor, epsilon: ep.Tensor) -> ep.Tensor:
-        delta = x - x0
-        norms = ep.maximum(flatten(delta).norms.l2(axis=-1), 1e-12)
-        factor = ep.minimum(1, epsilon * (1 + FMN_OVERSHOOT) / norms)
-        return x0 + delta * atleast_kd(factor, x.ndim)
+    class _L2FMN(L2FMNAttack):
+        """Foolbox 3.3's L2 FMN with the ε-ball projection it lacks: its `project` scales δ by min(1, ‖x‖/‖x‖) = 1,
+        i.e. never projects. This is the projection of the paper (δ ← δ·min(1, ε/‖δ‖₂)), at ε·(1 + FMN_OVERSHOOT)."""
+
+        def project(self, x: ep.Tensor, x0: ep.Tensor, epsilon: ep.Tensor) -> ep.Tensor:
+            delta = x - x0
+            norms = ep.maximum(flatten(delta).norms.l2(axis=-1), 1e-12)
+            factor = ep.minimum(1, epsilon * (1 + FMN_OVERSHOOT) / norms)
+            return x0 + delta * atleast_kd(factor, x.ndim)
+
+    class _LInfFMN(LInfFMNAttack):
+        """Foolbox's L∞ FMN, projecting onto the box of half-width ε·(1 + FMN_OVERSHOOT)."""
+
+        def project(self, x: ep.Tensor, x0: ep.Tensor, epsilon: ep.Tensor) -> ep.Tensor:
+            return super().project(x, x0, epsilon * (1 + FMN_OVERSHOOT))
+
+    return {"l2": _L2FMN, "linf": _LInfFMN}
 
 
-class _LInfFMN(LInfFMNAttack):
-    """Foolbox's L∞ FMN, projecting onto the box of half-width ε·(1 + FMN_OVERSHOOT)."""
+def _attack(name: str, norm: str):
+    """The configured Foolbox attack `name` in `norm` (a foolbox MinimizationAttack)."""
+    import foolbox as fb
 
-    def project(self, x: ep.Tensor, x0: ep.Tensor, epsilon: ep.Tensor) -> ep.Tensor:
-        return super().project(x, x0, epsilon * (1 + FMN_OVERSHOOT))
-
-
-def _attack(name: str, norm: str) -> fb.attacks.MinimizationAttack:
-    """The configured Foolbox attack `name` in `norm`."""
     if name == "deepfool":
         cls = fb.attacks.L2DeepFoolAttack if norm == "l2" else fb.attacks.LinfDeepFoolAttack
         return cls(steps=DEEPFOOL_STEPS, candidates=None, overshoot=DEEPFOOL_OVERSHOOT, loss="logits")
     if name == "fmn":
-        cls = _L2FMN if norm == "l2" else _LInfFMN
+        cls = _fmn_attacks()[norm]
         return cls(steps=FMN_STEPS, max_stepsize=FMN_STEPSIZE[norm], gamma=FMN_GAMMA)
     if name == "ddn" and norm == "l2":
         return fb.attacks.DDNAttack(init_epsilon=DDN_INIT_EPSILON, steps=DDN_STEPS, gamma=DDN_GAMMA)
@@ -399,6 +407,8 @@ def minimal_perturbations(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
     results = {name: radius.clone() for name in attacks}
     if len(index) == 0:
         return results
+    import foolbox as fb
+
     xs, ys = x[index], y[index]
     frozen = copy.deepcopy(model).eval().requires_grad_(False)
     bounds = (0.0, 1.0) if clip else (xs.min().item() - BOX_MARGIN, xs.max().item() + BOX_MARGIN)
