@@ -197,3 +197,35 @@ def test_every_stage_has_its_parts():
         for name in re.findall(r'results_table\(\s*"(\w+)"', rules):
             assert f'"{name}"' in common or name == "claims", f"{name} is in no TABLES list of common.smk"
         assert f"{stage}.smk" in changing, f"docs/changing.md's layout does not list {stage}.smk"
+
+
+class _Named(dict):
+    """What run_job reads of a Snakemake Namedlist: its names and values (`items`)."""
+
+
+def _job(rule, **parts):
+    from types import SimpleNamespace
+
+    empty = {k: _Named() for k in ("input", "output", "params", "wildcards")}
+    return SimpleNamespace(rule=rule, threads=1, log=[], **{**empty, **{k: _Named(v) for k, v in parts.items()}})
+
+
+def test_a_rules_job_is_refused_when_its_names_and_its_step_disagree(capsys):
+    """cli.run_job: a name the step does not take, or a param holding more than the step reads, exits 2 with the
+    rule named; a matching job runs the step (here the checkpoint extraction, on a run without files: status 2,
+    its error naming the missing run.json it was given)."""
+    config = load([ROOT / "config.yaml"])
+    thresholds = slice_of(settings.CheckpointThresholds, config["checkpoints"])
+    files = dict(metrics="m.csv", run_json="r.json", snapshots="s")
+    outputs = dict(output_json="c.json", output_weights="c.pt")
+    assert cli.run_job(_job("extract_checkpoints", input={**files, "typo": "x"}, output=outputs,
+                            params=dict(checkpoints=thresholds))) == 2
+    assert "rule extract_checkpoints names ['typo']" in capsys.readouterr().err
+    assert cli.run_job(_job("extract_checkpoints", input=files, output=outputs,
+                            params=dict(checkpoints=config["checkpoints"] | {"extra": 1}))) == 2
+    assert "holds more than CheckpointThresholds reads" in capsys.readouterr().err
+    assert cli.run_job(_job("extract_checkpoints", input=files, output=outputs, params=dict())) == 2
+    assert "lacks the param 'checkpoints'" in capsys.readouterr().err
+    assert cli.run_job(_job("extract_checkpoints", input=files, output=outputs,
+                            params=dict(checkpoints=thresholds))) == 2
+    assert "No such file or directory: 'r.json'" in capsys.readouterr().err  # the rule's run_json reached the step
