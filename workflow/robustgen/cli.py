@@ -94,10 +94,11 @@ def call(name: str, given: Mapping, knobs: Mapping, *, threads: int | None = Non
                 if arg not in given:
                     raise SettingsError(f"{name} needs '{arg}' (a file, param or wildcard of that name)")
                 values[arg] = _as(kind, given[arg], arg)
+        kinds = knobs_of(fn)
         for arg, section in sections(fn, given).items():
             if arg not in knobs:
                 raise SettingsError(f"{name} reads config section '{section}', which is missing")
-            values[arg] = build(knobs_of(fn)[arg][0], knobs[arg], section)
+            values[arg] = build(kinds[arg][0], knobs[arg], section)
         if name in COMPUTE:
             import torch
 
@@ -167,10 +168,11 @@ def _flag(name: str) -> str:
 
 
 def reads(fn) -> list[str]:
-    """The dotted config keys a step reads."""
+    """The dotted config keys a step reads (an untracked one marked: it changes no result)."""
     keys = []
     for arg, (kind, knob) in knobs_of(fn).items():
-        keys += leaf_keys(kind, knob.section) if is_view(kind) else [knob.section]
+        found = leaf_keys(kind, knob.section) if is_view(kind) else [knob.section]
+        keys += found if knob.tracked else [f"{key} (changes no result)" for key in found]
     return keys
 
 

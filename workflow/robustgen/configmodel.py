@@ -516,20 +516,17 @@ def _comment(text: str, indent: str) -> list[str]:
     return [f"{indent}# {line}" for line in textwrap.wrap(text, 114 - len(indent))]
 
 
-def _lines(model: type[BaseModel], values: dict, indent: str) -> list[str]:
-    out = []
-    for name, field in model.model_fields.items():
-        sub = _model_of(field)
-        if sub is not None:
-            out += _comment(_doc(sub), indent) + [f"{indent}{name}:"] + _lines(sub, values[name], indent + "  ")
-            continue
-        line = f"{indent}{name}: {_flow(values[name])}"
-        comment = f"  # {field.description}" if field.description else ""
-        if len(line + comment) <= 116:
-            out.append(line + comment)
-        else:
-            out += _comment(field.description, indent) + [line]
-    return out
+def _lines(name: str, field, value, indent: str) -> list[str]:
+    """One key of config.yaml: a sub-section under its docstring, or the value with its description."""
+    sub = _model_of(field)
+    if sub is not None:
+        inner = [line for key, f in sub.model_fields.items() for line in _lines(key, f, value[key], indent + "  ")]
+        return _comment(_doc(sub), indent) + [f"{indent}{name}:"] + inner
+    line = f"{indent}{name}: {_flow(value)}"
+    comment = f"  # {field.description}" if field.description else ""
+    if len(line + comment) <= 116:
+        return [line + comment]
+    return _comment(field.description, indent) + [line]
 
 
 def config_text() -> str:
@@ -538,20 +535,8 @@ def config_text() -> str:
              "# (tests/smoke.yaml, configs/); the schema beside these models checks every value before any job runs."]
     values = defaults(StudyConfig)
     for name, field in StudyConfig.model_fields.items():
-        lines.append("")
-        sub = _model_of(field)
-        if sub is None:
-            lines += _lines(_Only(StudyConfig, name), values, "")
-        else:
-            lines += _comment(_doc(sub), "") + [f"{name}:"] + _lines(sub, values[name], "  ")
+        lines += [""] + _lines(name, field, values[name], "")
     return "\n".join(lines) + "\n"
-
-
-class _Only:
-    """One field of a model, for `_lines`."""
-
-    def __init__(self, model, name):
-        self.model_fields = {name: model.model_fields[name]}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from ..models import relu_layers
+from .sensitivity import hidden_preactivations
 
 
 def frame_directions(dim: int, count: int, generator: torch.Generator, dtype=torch.float32) -> torch.Tensor:
@@ -19,17 +20,6 @@ def frame_directions(dim: int, count: int, generator: torch.Generator, dtype=tor
     gaussian = torch.randn(dim, count, generator=generator, dtype=torch.float64)
     q, r = torch.linalg.qr(gaussian)
     return (q * torch.sign(torch.diagonal(r))).T.to(dtype)  # signs fixed: one answer per draw
-
-
-def _preactivations(model: nn.Sequential, x: torch.Tensor, output: bool) -> list[torch.Tensor]:
-    """The (N, units) pre-activations of every layer that feeds a ReLU, and the output if `output`, in one pass."""
-    feeds_relu = set(relu_layers(model))
-    found, h = [], x
-    for i, layer in enumerate(model):
-        h = layer(h)
-        if i in feeds_relu:
-            found.append(h.flatten(1))
-    return found + ([h.flatten(1)] if output else [])
 
 
 @torch.no_grad()
@@ -54,7 +44,7 @@ def local_complexity(model: nn.Sequential, x: torch.Tensor, directions: torch.Te
         frame = centre[:, None, None, :] + radii_t[None, :, None, None] * moved[None, None]  # (n, R, 2P, H)
         n, r, k, h = frame.shape
         flat = frame.reshape(n * r * k, h)
-        layers = ([flat] if affine_first else []) + _preactivations(rest, flat, output)
+        layers = ([flat] if affine_first else []) + hidden_preactivations(rest, flat, output)
         extremes = [torch.aminmax(h.reshape(n, r, k, -1), dim=2) for h in layers]  # one pass over the frame
         counts.append(torch.stack([((high > 0) & (low < 0)).sum(dim=-1) for low, high in extremes], dim=-1))
     return torch.cat(counts) if counts else x.new_zeros((0, len(radii), 0), dtype=torch.long)

@@ -45,15 +45,16 @@ def projected_jacobian_norms(outputs: torch.Tensor, x: torch.Tensor, generator: 
 
 
 @torch.no_grad()
-def hidden_preactivations(model: nn.Sequential, x: torch.Tensor) -> list[torch.Tensor]:
-    """Per hidden layer, the (N, units) pre-activations that feed a ReLU (a convolution's flattened)."""
+def hidden_preactivations(model: nn.Sequential, x: torch.Tensor, output: bool = False) -> list[torch.Tensor]:
+    """Per hidden layer, the (N, units) pre-activations that feed a ReLU (a convolution's flattened), and the
+    network's output last if `output`, in one pass."""
     feeds_relu = set(relu_layers(model))
     found, h = [], x
     for i, layer in enumerate(model):
         h = layer(h)
         if i in feeds_relu:
             found.append(h.flatten(1))
-    return found
+    return found + ([h.flatten(1)] if output else [])
 
 
 @torch.no_grad()
