@@ -124,10 +124,10 @@ ALL_GROUPS = [{"init_scale": a, "weight_decay": w} for a in (1, 8) for w in (0.0
     ({"delayed": {"complexity": {"points": 1001}}}, "delayed.complexity.points", "<= 1000"),
     ({"capacity": {"dataset": "mnist_embedded", "sensitivity": {"test_points": 4000}}},
      "capacity.sensitivity.test_points", "<= 3000"),
-    ({"adversarial": {"log": {"images": 1500}, "evaluation": {"images": 600}}},
-     "adversarial.log.images + adversarial.evaluation.images", "sum <= 2000"),
+    ({"adversarial": {"log": {"images": 2000}, "evaluation": {"images": 600}}},
+     "adversarial.log.images + adversarial.evaluation.images", "sum <= 2500"),
     ({"adversarial": {"probes": {"images": 101}}}, "adversarial.probes.images", "allowed: 1..100"),
-    ({"representations": {"images": 1801}}, "representations.images", "<= 1800"),
+    ({"representations": {"images": 2301}}, "representations.images", "<= 2300"),
 ])
 def test_conflicting_settings_fail_naming_the_key_and_the_fix(update, key, fix):
     with pytest.raises(ConfigError) as err:

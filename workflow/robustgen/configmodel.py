@@ -274,9 +274,9 @@ class AdversarialPgd(Section):
 class AdversarialLog(Section):
     """every `every` iterations and every epoch, on the first `images` test images (held out)"""
 
-    every: int = Field(default=30, ge=1, description="iterations between training logs (each epoch's end is logged too)")
+    every: int = Field(default=25, ge=1, description="iterations between training logs (each epoch's end is logged too)")
     images: int = Field(default=100, ge=1, description='held-out test images of the training log (the first this-many)')
-    pgd_steps: int = Field(default=10, ge=1, description='steps of the logged PGD attack (uniform start, steps of epsilon/4)')
+    pgd_steps: int = Field(default=5, ge=1, description='steps of the logged PGD attack (uniform start, steps of epsilon/4)')
 
 
 class AdversarialEvaluation(Section):
@@ -310,7 +310,7 @@ class Adversarial(Section):
     """Adversarial training and catastrophic overfitting (docs/protocols.md §8): one run per method × ε × seed, and the data intervention x + β·v_y swept over β at one method and ε. L∞ threat model, images in [0, 1], cross-entropy."""
 
     dataset: Literal['mnist_embedded', 'mnist', 'fashion_mnist', 'cifar10', 'cifar100'] = Field(default='mnist_embedded', description='dataset of the adversarial stage (mnist_embedded offline; torchvision sets are downloaded once)')
-    train_size: int = Field(default=3000, ge=10, description='training images of every run')
+    train_size: int = Field(default=2500, ge=10, description='training images of every run')
     train_subset: Literal['first', 'balanced'] = Field(default='first', description='which training images: first, or balanced (a class-balanced draw with data.split_seed)')
     model: str = Field(default='cnn', pattern='^(cnn(_x[1-9][0-9]*)?|mlp_w[1-9][0-9]*_d[1-9][0-9]*)$', description='cnn: conv 16, conv 32, dense 100 (Wong et al.); cnn_x<k>: with k more 3x3 conv 32 layers; mlp_w<width>_d<depth>: a ReLU MLP of depth Linear layers (mlp_w200_d3: the grokking MLP)')
     methods: list[Literal['standard', 'fgsm', 'rs_fgsm', 'n_fgsm', 'pgd']] = Field(default=['standard', 'fgsm', 'rs_fgsm', 'n_fgsm', 'pgd'], min_length=1, json_schema_extra={'uniqueItems': True}, description='training methods: standard, fgsm, rs_fgsm, n_fgsm, pgd (PGD-k, see adversarial.pgd)')
