@@ -17,8 +17,8 @@ include: "workflow/rules/common.smk"
 # What a wildcard may match (the paths are templated in common.smk)
 wildcard_constraints:
     study="grokking|capacity|adversarial",
-    model=r"cnn(_x\d+)?|mlp_w\d+_d\d+",
-    method="standard|fgsm|rs_fgsm|n_fgsm|pgd",
+    model=MODEL_NAMES,
+    method="standard|fgsm|rs_fgsm|n_fgsm|grad_align|pgd",
     eps=r"[0-9][0-9.e+-]*",
     beta=r"[0-9][0-9.e+-]*",
     dataset="[a-z0-9_]+",
@@ -49,3 +49,6 @@ rule all:
     default_target: True
     input:
         study_outputs(),
+
+
+include: "workflow/rules/targets.smk"

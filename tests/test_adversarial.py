@@ -22,6 +22,12 @@ from robustgen.stages.adversarial import (LOG_COLUMNS, RUNS_COLUMNS, class_patte
                                           log_steps, onset_table, run, run_row)
 
 RULE = OverfittingRule(drop=0.2, gap=0.3, floor=0.2, clean_drop=0.2)
+from robustgen.sections import AdversarialOptimizer, AdversarialSingleStep  # noqa: E402
+
+ADAM = AdversarialOptimizer(name="adam", momentum=0.9, nesterov=False, weight_decay=0.0, schedule="constant", peak=0.5,
+                            milestones=[])
+SINGLE_STEP = AdversarialSingleStep(rs_fgsm_step=1.25, n_fgsm_noise=2.0, grad_align=0.2)
+
 
 
 # --- the injected feature ------------------------------------------------------------------------------------
@@ -328,6 +334,7 @@ def test_cnn_is_wongs_network_and_its_units_and_jacobian_are_measured():
 # --- runs on real data ----------------------------------------------------------------------------------------
 
 TINY = AdversarialTraining(epochs=2, batch_size=100, lr=1e-3, warmup_epochs=1, dtype="float32",
+                           optimizer=ADAM, augment="none", single_step=SINGLE_STEP,
                            pgd=PgdTraining(steps=2, step=0.5), log=TrainingLog(every=3, images=60, pgd_steps=3),
                            evaluation=RobustEvaluation(images=60, steps=5, step=0.25, restarts=2))
 

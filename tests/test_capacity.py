@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 import torch
 
-from robustgen.stages.capacity import CORRELATIONS, correlations, fitted, make_optimizer
+from robustgen.stages.capacity import CORRELATIONS, correlations, fitted
+from robustgen.train import make_optimizer
 from robustgen.data import DatasetUnavailable, balanced_subset, load_split, standardise
 from robustgen.settings import Bootstrap
 from robustgen.measures.stats import bootstrap_correlation, correlation
@@ -70,9 +71,9 @@ def test_standardise_uses_training_statistics_per_channel():
 def test_stopping_rule_and_optimizers():
     assert fitted([dict(train_acc=0.999)]) is None and fitted([dict(train_acc=1.0)]) == "fitted"
     params = [torch.nn.Parameter(torch.zeros(2))]
-    assert isinstance(make_optimizer("sgd", params, 0.1), torch.optim.SGD)
+    assert isinstance(make_optimizer("sgd", params, lr=0.1, device="cpu"), torch.optim.SGD)
     with pytest.raises(ValueError, match="adam, sgd"):
-        make_optimizer("lbfgs", params, 0.1)
+        make_optimizer("lbfgs", params, lr=0.1, device="cpu")
 
 
 def test_correlations_known_answers():

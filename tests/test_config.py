@@ -1,3 +1,4 @@
+import dataclasses
 import copy
 from pathlib import Path
 
@@ -208,9 +209,31 @@ def test_the_schema_and_config_yaml_are_generated_from_the_config_models():
 
     assert configmodel.SCHEMA_FILE.read_text() == configmodel.schema_text(), "run python -m robustgen.configmodel --write"
     assert configmodel.CONFIG_FILE.read_text() == configmodel.config_text(), "run python -m robustgen.configmodel --write"
+    assert configmodel.SECTIONS_FILE.read_text() == configmodel.sections_text(), "run python -m robustgen.configmodel --write"
     text = yaml.safe_load(configmodel.CONFIG_FILE.read_text())
     assert text == configmodel.defaults(configmodel.StudyConfig)
     configmodel.StudyConfig.model_validate(text)  # the defaults satisfy the models' own types and ranges
+
+
+def test_a_view_of_a_whole_section_follows_its_model():
+    """A step that reads a whole section takes the section's generated dataclass: a field added to the model
+    reaches the step's params (and its reruns) with no second declaration."""
+    from robustgen import configmodel, sections, settings
+
+    assert settings.PgdTraining is sections.AdversarialPgd
+    for name, model in configmodel._section_models(configmodel.StudyConfig, {}).items():
+        generated = getattr(sections, name)
+        assert [f.name for f in dataclasses.fields(generated)] == list(model.model_fields)
+    # a knob added to a section model (here: restarts) is in the generated view, so in the slice a rule passes
+    extended = type("AdversarialPgd", (configmodel.AdversarialPgd,), {
+        "__annotations__": {"restarts": int},
+        "restarts": configmodel.Field(default=1, ge=1, description="random restarts")})
+    namespace = {}
+    exec("import dataclasses\n" + "\n".join(configmodel.dataclass_lines("AdversarialPgd", extended)), namespace)
+    view = namespace["AdversarialPgd"]
+    section = {"steps": 3, "step": 0.5, "restarts": 4}
+    assert settings.slice_of(view, section) == section
+    assert settings.build(view, section, "adversarial.pgd").restarts == 4
 
 
 def test_a_models_range_reaches_the_schema_and_its_message():

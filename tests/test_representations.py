@@ -15,9 +15,15 @@ from robustgen.measures.similarity import (cka_between, debiased_linear_cka, hid
 from robustgen.models import build, cnn
 from robustgen.settings import Bootstrap
 from robustgen.stages.adversarial import network_spec
-from robustgen.stages.representations import grokking_table, layers_table, structure_table, summary_table
+from robustgen.stages.representations import STRUCTURE, grokking_table, layers_table, structure_table, summary_table
 
 BOOT = Bootstrap(resamples=200, seed=0)
+from robustgen.sections import AdversarialOptimizer, AdversarialSingleStep  # noqa: E402
+
+ADAM = AdversarialOptimizer(name="adam", momentum=0.9, nesterov=False, weight_decay=0.0, schedule="constant", peak=0.5,
+                            milestones=[])
+SINGLE_STEP = AdversarialSingleStep(rs_fgsm_step=1.25, n_fgsm_noise=2.0, grad_align=0.2)
+
 
 
 # --- compared layers ------------------------------------------------------------------------------------------
@@ -44,7 +50,7 @@ def test_architectures_by_name():
     assert sum(isinstance(m, nn.Conv2d) for m in build(network_spec("cnn", split))) == 2
     mlp = build(network_spec("mlp_w200_d3", split))
     assert [m.out_features for m in mlp if isinstance(m, nn.Linear)] == [200, 200, 10]
-    with pytest.raises(ValueError, match="cnn_x<k> or mlp_w<width>_d<depth>"):
+    with pytest.raises(ValueError, match="unknown architecture 'resnet18'; allowed: cnn: .* preact_resnet18"):
         network_spec("resnet18", split)
 
 
@@ -65,6 +71,15 @@ def test_structure_of_two_blocks_has_the_block_contrast():
     assert s["far"] == pytest.approx(0.2)
     assert s["block_index"] == pytest.approx((6 * 0.9 + 0.2) / 7 - 0.2)
     assert s["long_range"] == pytest.approx(0.2)  # first hidden layer (block 1) vs last hidden (block 2)
+
+
+def test_largest_block_is_the_longest_run_of_mutually_alike_layers():
+    assert structure(_blocks([4, 4], within=0.9, across=0.2))["largest_block"] == 4
+    assert structure(_blocks([2, 5, 1], within=0.85, across=0.5))["largest_block"] == 5
+    assert structure(_blocks([8], within=0.8, across=0.8))["largest_block"] == 1  # not above 0.8: no block
+    # a chain whose neighbours are alike but whose ends are not is not one block: 1 − 0.1|i − j| > 0.8 for |i − j| ≤ 1
+    distance = torch.arange(6)[:, None] - torch.arange(6)[None, :]
+    assert structure(1 - 0.1 * distance.abs().double())["largest_block"] == 2
 
 
 def test_uniform_similarity_has_no_block_index_and_full_long_range():
@@ -106,7 +121,8 @@ def _structures():
                              far=0.9 - v, block_index=v, long_range=0.5,
                              block_index_minus_untrained=v - values["untrained"][seed],
                              near_minus_untrained=0.0, far_minus_untrained=values["untrained"][seed] - v,
-                             long_range_minus_untrained=0.0, co=False, after_co=False))
+                             long_range_minus_untrained=0.0, largest_block=3, largest_block_minus_untrained=0,
+                             co=False, after_co=False))
     return pd.DataFrame(rows)
 
 
@@ -149,9 +165,7 @@ def test_overfitting_compares_deep_and_shallow_change_of_collapsed_runs_with_run
                  for k, c in enumerate(change)]
     structures = pd.DataFrame([dict(dataset="d", model="m", inputs="benign", network=f"{m}_best", seed=s,
                                     co=m == "fgsm", after_co=False) for m, s in changes])
-    table = summary_table(structures.assign(**{m: 0.0 for m in ("near", "far", "block_index", "long_range")},
-                                            **{f"{m}_minus_untrained": 0.0 for m in ("near", "far", "block_index",
-                                                                                    "long_range")}),
+    table = summary_table(structures.assign(**{m: 0.0 for m in STRUCTURE}, **{f"{m}_minus_untrained": 0.0 for m in STRUCTURE}),
                           pd.DataFrame(rows), BOOT).set_index(["network", "measure", "statistic"])
     fgsm = table.loc[("fgsm", "overfit_deep_minus_shallow", "co")]
     assert fgsm["estimate"] == pytest.approx(0.5) and fgsm["n_seeds"] == 1
@@ -304,6 +318,7 @@ def test_the_control_is_the_initialisation_the_adversarial_stage_trains_from(tmp
 
     save_split(load_embedded_mnist(train_size=100, split_seed=0), tmp_path / "split.pt")
     frozen = AdversarialTraining(epochs=1, batch_size=50, lr=0.0, warmup_epochs=0, dtype="float32",
+                                 optimizer=ADAM, augment="none", single_step=SINGLE_STEP,
                                  pgd=PgdTraining(steps=1, step=1.0), log=TrainingLog(every=2, images=10, pgd_steps=1),
                                  evaluation=RobustEvaluation(images=10, steps=1, step=1.0, restarts=1))
     run(tmp_path / "split.pt", frozen, model="cnn", method="standard", eps=0.1, beta=0.0, seed=3, device="cpu",

@@ -45,6 +45,8 @@ def _read_keys():
     for section, kind, name in pairs:
         for key in leaf_keys(kind, section):
             readers.setdefault(key, []).append(name)
+    for key in cli.RUNNER_KEYS:
+        readers.setdefault(key, []).append("cli.call")
     return readers
 
 
@@ -122,7 +124,7 @@ def test_a_rule_param_holding_more_than_its_step_reads_is_refused():
     config = load([ROOT / "config.yaml"])
     params = {"robustness": slice_of(settings.TrajectoryProbes, config["robustness"]), "device": "cpu"}
     assert cli.rule_knobs(STEPS["probe_trajectory"], params, "probe_trajectory") == params
-    with pytest.raises(SettingsError, match="holds more than TrajectoryProbes"):
+    with pytest.raises(SettingsError, match="holds more than its step reads of config section .robustness. \\(TrajectoryProbes\\)"):
         cli.rule_knobs(STEPS["probe_trajectory"], {**params, "robustness": config["robustness"]}, "probe_trajectory")
     with pytest.raises(SettingsError, match="lacks the param 'device'"):
         cli.rule_knobs(STEPS["probe_trajectory"], {"robustness": params["robustness"]}, "probe_trajectory")
@@ -176,7 +178,7 @@ def test_validate_rejects_what_the_schema_rejects():
 
 def test_every_stage_has_its_parts():
     """docs/changing.md's recipe for a stage, checked for every stage that has a rule file."""
-    stages = sorted(p.stem for p in (ROOT / "workflow" / "rules").glob("*.smk") if p.stem not in ("common", "data"))
+    stages = sorted(p.stem for p in (ROOT / "workflow" / "rules").glob("*.smk") if p.stem not in ("common", "data", "targets"))
     assert {"grokking", "adversarial", "claims"} <= set(stages)
     snakefile, readme = (ROOT / "Snakefile").read_text(), (ROOT / "README.md").read_text()
     protocols, changing = (ROOT / "docs" / "protocols.md").read_text(), (ROOT / "docs" / "changing.md").read_text()
@@ -223,9 +225,28 @@ def test_a_rules_job_is_refused_when_its_names_and_its_step_disagree(capsys):
     assert "rule extract_checkpoints names ['typo']" in capsys.readouterr().err
     assert cli.run_job(_job("extract_checkpoints", input=files, output=outputs,
                             params=dict(checkpoints=config["checkpoints"] | {"extra": 1}))) == 2
-    assert "holds more than CheckpointThresholds reads" in capsys.readouterr().err
+    assert "holds more than its step reads of config section 'checkpoints'" in capsys.readouterr().err
     assert cli.run_job(_job("extract_checkpoints", input=files, output=outputs, params=dict())) == 2
     assert "lacks the param 'checkpoints'" in capsys.readouterr().err
     assert cli.run_job(_job("extract_checkpoints", input=files, output=outputs,
                             params=dict(checkpoints=thresholds))) == 2
     assert "No such file or directory: 'r.json'" in capsys.readouterr().err  # the rule's run_json reached the step
+
+
+def test_the_deterministic_switch_reaches_torch_before_a_compute_step(tmp_path, capsys):
+    """Config key `deterministic` (read by the job runner, not a param): a compute step runs with PyTorch's
+    deterministic algorithms on (here one that then fails on its missing data: status 2, the file named)."""
+    import torch
+
+    config = load([ROOT / "config.yaml"])
+    given = dict(data=str(tmp_path / "split.pt"), log=str(tmp_path / "log.csv"), run_json=str(tmp_path / "run.json"),
+                 networks=str(tmp_path / "n.pt"), model="cnn", method="fgsm", eps="0.1", beta="0", seed="0")
+    knobs = dict(adversarial=slice_of(settings.AdversarialTraining, config["adversarial"]), device="cpu")
+    try:
+        assert cli.call("train_adversarial", given, knobs, deterministic=False) == 2
+        assert not torch.are_deterministic_algorithms_enabled()
+        assert cli.call("train_adversarial", given, knobs, deterministic=True) == 2
+        assert torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.use_deterministic_algorithms(False)
+    assert "split.pt" in capsys.readouterr().err

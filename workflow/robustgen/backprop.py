@@ -85,24 +85,28 @@ def penalty_gradients(layers: list[nn.Linear], activations: list[torch.Tensor], 
 
 def set_gradients(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, loss: str,
                   layers: list[nn.Linear] | None = None, jacobian_penalty: float = 0.0,
-                  generator: torch.Generator | None = None) -> None:
+                  generator: torch.Generator | None = None, extra=None) -> None:
     """Set every parameter's `.grad` to the gradient of the mean `loss` of `model` on (x, labels), plus
     `jacobian_penalty` × the batch mean of ‖∂f(x)/∂x‖_F (GrokAlign; estimated with one random projection
     drawn from `generator`, `measures.sensitivity.projected_jacobian_norms`).
 
     `layers` is `relu_mlp_layers(model)` (looked up once by the caller); without them, autograd (with a
-    penalty, through a second backward pass of the input gradient).
+    penalty, through a second backward pass of the input gradient). `extra()`, if given (autograd only),
+    returns a term added to the loss (a regulariser on the clean batch).
     """
+    if layers is not None and extra is not None:
+        raise ValueError("an extra loss term needs autograd: pass layers=None")
     if layers is None:
         for p in model.parameters():
             p.grad = None
         if not jacobian_penalty:
-            loss_fn(loss, model(x), labels).backward()
+            objective = loss_fn(loss, model(x), labels)
+            (objective if extra is None else objective + extra()).backward()
             return
         x = x.detach().requires_grad_(True)
         outputs = model(x)
         penalty = projected_jacobian_norms(outputs, x, generator).mean()
-        (loss_fn(loss, outputs, labels) + jacobian_penalty * penalty).backward()
+        (loss_fn(loss, outputs, labels) + jacobian_penalty * penalty + (0 if extra is None else extra())).backward()
         return
     for layer, (weight_grad, bias_grad) in zip(layers, mlp_gradients(layers, x, labels, loss, jacobian_penalty,
                                                                      generator)):

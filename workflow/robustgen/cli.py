@@ -78,10 +78,14 @@ def sections(fn, given: Mapping) -> dict[str, str]:
     return {arg: knob.section.format(**given) for arg, (_, knob) in knobs_of(fn).items()}
 
 
-def call(name: str, given: Mapping, knobs: Mapping, *, threads: int | None = None) -> int:
+RUNNER_KEYS = ("deterministic",)  # config keys the job runner itself reads (for every step), changing no result
+
+
+def call(name: str, given: Mapping, knobs: Mapping, *, threads: int | None = None, deterministic: bool = False) -> int:
     """Run step `name` with `given` (files and values by argument name) and `knobs` (each knob argument's
     config value by argument name: a section, or the slice of it a rule passes). Returns the exit status:
-    2 for bad input, 143 when preempted."""
+    2 for bad input, 143 when preempted. `deterministic` (config key `deterministic`): CUDA's deterministic
+    kernels only."""
     from .data import DatasetUnavailable
     from .io import CorruptFile
 
@@ -105,6 +109,10 @@ def call(name: str, given: Mapping, knobs: Mapping, *, threads: int | None = Non
             from .train import Preempted
 
             torch.set_num_threads(max(1, threads or 1))
+            if deterministic:
+                os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS's deterministic workspace
+                torch.use_deterministic_algorithms(True)
+                torch.backends.cudnn.benchmark = False
             preempted = (Preempted,)
         try:
             fn(**values)
@@ -129,8 +137,9 @@ def rule_knobs(fn, params: Mapping, rule: str) -> dict:
             raise SettingsError(f"rule {rule} lacks the param '{arg}' (config section '{knob.section}')")
         value = params[arg]
         if is_view(kind) and isinstance(value, Mapping) and slice_of(kind, value) != dict(value):
-            raise SettingsError(f"rule {rule}: param '{arg}' holds more than {kind.__name__} reads; "
-                                f"pass knobs({kind.__name__}, ...)")
+            raise SettingsError(f"rule {rule}: param '{arg}' holds more than its step reads of config section "
+                                f"'{knob.section}' ({kind.__name__}); pass knobs(<the step's view>, "
+                                f"\"{knob.section}\")")
         out[arg] = value
     return out
 
@@ -154,7 +163,8 @@ def run_job(job) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     wildcards = {k: v for k, v in job.wildcards.items() if k in takes}
-    status = call(job.rule, {**wildcards, **named}, knobs, threads=job.threads)
+    status = call(job.rule, {**wildcards, **named}, knobs, threads=job.threads,
+                  deterministic=bool(getattr(job, "config", {}).get("deterministic", False)))
     sys.stdout.flush()
     sys.stderr.flush()
     return status
@@ -222,7 +232,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     given = {arg: getattr(args, arg) for arg, (_, knob) in arguments(fn).items() if knob is None}
     knobs = {arg: config[section] for arg, section in sections(fn, given).items() if section in config}
-    return call(name, given, knobs, threads=getattr(args, "threads", None))
+    return call(name, given, knobs, threads=getattr(args, "threads", None),
+                deterministic=bool(config.get("deterministic", False)))
 
 
 if __name__ == "__main__":

@@ -5,12 +5,15 @@ generated from them and checked in; tests/test_config.py fails when either drift
     python -m robustgen.configmodel --write
 
 Which step reads which field is declared in `robustgen.settings` (a projection of a section per step, so that a
-change reruns exactly the steps that read it). This module imports no torch: the Snakefile's helpers read it.
+change reruns exactly the steps that read it). A step that reads a whole section takes the section's generated
+dataclass (`robustgen.sections`, written by the same command: the steps' environments have no pydantic), so a
+knob added to such a section is its field here and its use, nothing else. This module imports no torch: the Snakefile's helpers read it.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import textwrap
 import typing
@@ -21,9 +24,15 @@ import annotated_types
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from .settings import ARCHITECTURE, ARCHITECTURE_HELP
+
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_FILE = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 CONFIG_FILE = ROOT / "config.yaml"
+SECTIONS_FILE = ROOT / "workflow" / "robustgen" / "sections.py"
+
+
+MODEL_PATTERN = "^(" + re.sub(r"\?P<\w+>", "", ARCHITECTURE) + ")$"  # the architecture names, without Python's group names
 
 
 class Section(BaseModel):
@@ -259,7 +268,7 @@ class Capacity(Section):
 class AdversarialFeature(Section):
     """Ortiz-Jiménez et al.: x + β·v_y, not clamped; v_y = sign(IDCT of one low-frequency DCT coefficient), every entry ±1 (classes 5-9: the negatives of 0-4); needs 10 classes"""
 
-    method: Literal['standard', 'fgsm', 'rs_fgsm', 'n_fgsm', 'pgd'] = Field(default='fgsm', description='training method of the feature sweep')
+    method: Literal['standard', 'fgsm', 'rs_fgsm', 'n_fgsm', 'grad_align', 'pgd'] = Field(default='fgsm', description='training method of the feature sweep')
     epsilon: float = Field(default=0.2, gt=0, le=1, description='training radius of the feature sweep')
     betas: list[Annotated[float, Field(ge=0, le=1)]] = Field(default=[0, 0.1, 0.2], json_schema_extra={'uniqueItems': True}, description='strengths of the injected class feature beta*v_y (v_y entries +-1, not clamped; 0 = the clean data; beta > 0 needs a 10-class dataset)')
 
@@ -269,6 +278,26 @@ class AdversarialPgd(Section):
 
     steps: int = Field(default=3, ge=1, description='steps of PGD-k adversarial training')
     step: float = Field(default=0.5, gt=0, description='PGD-k training step, as a fraction of epsilon')
+
+
+class AdversarialOptimizer(Section):
+    """the optimiser and its learning-rate schedule (set every iteration; adversarial.lr is its peak)"""
+
+    name: Literal['adam', 'sgd'] = Field(default='adam', description='adam (Wong et al. MNIST), or sgd with momentum (the CIFAR recipe)')
+    momentum: float = Field(default=0.9, ge=0, lt=1, description='SGD momentum')
+    nesterov: bool = Field(default=False, description='Nesterov momentum (SGD)')
+    weight_decay: float = Field(default=0.0, ge=0, description='L2 weight decay added to the gradient (CIFAR recipe: 5e-4)')
+    schedule: Literal['constant', 'cyclic', 'piecewise', 'cosine'] = Field(default='constant', description='constant; cyclic: linear 0 -> lr at `peak` of training -> 0 (Wong et al.); piecewise: lr, x0.1 at each milestone (Rice et al.); cosine: lr/2 (1 + cos(pi t/T))')
+    peak: float = Field(default=0.5, gt=0, lt=1, description="cyclic: where the learning rate peaks, as a fraction of training (the CyclicLR of Wong et al.'s, de Jorge et al.'s and Ortiz-Jimenez et al.'s code: 1/2; Andriushchenko & Flammarion's and Rice et al.'s: 2/5)")
+    milestones: list[Annotated[float, Field(gt=0, lt=1)]] = Field(default=[0.5, 0.75], json_schema_extra={'uniqueItems': True}, description='piecewise: fractions of training at which the learning rate falls tenfold')
+
+
+class AdversarialSingleStep(Section):
+    """the single-step methods' knobs (adversarial.methods rs_fgsm, n_fgsm, grad_align)"""
+
+    rs_fgsm_step: float = Field(default=1.25, gt=0, description='RS-FGSM step, as a fraction of epsilon (Wong et al.: 1.25)')
+    n_fgsm_noise: float = Field(default=2.0, ge=0, description='N-FGSM noise radius, as a fraction of epsilon (de Jorge et al.: 2)')
+    grad_align: float = Field(default=0.2, ge=0, description='GradAlign weight lambda of 1 - cos(grad at x, grad at x + eta) beside FGSM, the same at every epsilon (Andriushchenko & Flammarion tune it per epsilon: 0.2 at 8/255)')
 
 
 class AdversarialLog(Section):
@@ -312,17 +341,20 @@ class Adversarial(Section):
     dataset: Literal['mnist_embedded', 'mnist', 'fashion_mnist', 'cifar10', 'cifar100'] = Field(default='mnist_embedded', description='dataset of the adversarial stage (mnist_embedded offline; torchvision sets are downloaded once)')
     train_size: int = Field(default=2500, ge=10, description='training images of every run')
     train_subset: Literal['first', 'balanced'] = Field(default='first', description='which training images: first, or balanced (a class-balanced draw with data.split_seed)')
-    model: str = Field(default='cnn', pattern='^(cnn(_x[1-9][0-9]*)?|mlp_w[1-9][0-9]*_d[1-9][0-9]*)$', description='cnn: conv 16, conv 32, dense 100 (Wong et al.); cnn_x<k>: with k more 3x3 conv 32 layers; mlp_w<width>_d<depth>: a ReLU MLP of depth Linear layers (mlp_w200_d3: the grokking MLP)')
-    methods: list[Literal['standard', 'fgsm', 'rs_fgsm', 'n_fgsm', 'pgd']] = Field(default=['standard', 'fgsm', 'rs_fgsm', 'n_fgsm', 'pgd'], min_length=1, json_schema_extra={'uniqueItems': True}, description='training methods: standard, fgsm, rs_fgsm, n_fgsm, pgd (PGD-k, see adversarial.pgd)')
+    model: str = Field(default='cnn', pattern=MODEL_PATTERN, description=ARCHITECTURE_HELP)
+    methods: list[Literal['standard', 'fgsm', 'rs_fgsm', 'n_fgsm', 'grad_align', 'pgd']] = Field(default=['standard', 'fgsm', 'rs_fgsm', 'n_fgsm', 'pgd'], min_length=1, json_schema_extra={'uniqueItems': True}, description='training methods: standard, fgsm, rs_fgsm, n_fgsm, grad_align (FGSM + GradAlign), pgd (PGD-k, see adversarial.pgd)')
     epsilons: list[Annotated[float, Field(gt=0, le=1)]] = Field(default=[0.05, 0.1, 0.15, 0.2, 0.25, 0.3], min_length=1, json_schema_extra={'uniqueItems': True}, description="L-inf training radii (also those of the run's logged and evaluation attacks)")
     seeds: list[Annotated[int, Field(ge=0)]] = Field(default=[0, 1, 2, 3, 4], min_length=1, json_schema_extra={'uniqueItems': True}, description='seeds of every (method, epsilon) and of every beta of the feature sweep')
     feature: AdversarialFeature = Field(default_factory=AdversarialFeature)
     epochs: int = Field(default=10, ge=1, description='training epochs of every run')
     batch_size: int = Field(default=100, ge=1, description='minibatch size')
-    lr: float = Field(default=0.001, gt=0, description='Adam learning rate')
+    lr: float = Field(default=0.001, gt=0, description='learning rate (the peak of adversarial.optimizer.schedule)')
+    optimizer: AdversarialOptimizer = Field(default_factory=AdversarialOptimizer)
+    augment: Literal['none', 'crop_flip'] = Field(default='none', description='training-batch augmentation: none, or crop_flip (random crop with 4-pixel zero padding and horizontal flip: the CIFAR recipe)')
     warmup_epochs: int = Field(default=3, ge=0, description='epochs over which the training radius ramps linearly from 0 (0 = none)')
     dtype: Literal['float32', 'float64'] = Field(default='float32', description='floating-point type of training')
     pgd: AdversarialPgd = Field(default_factory=AdversarialPgd)
+    single_step: AdversarialSingleStep = Field(default_factory=AdversarialSingleStep)
     log: AdversarialLog = Field(default_factory=AdversarialLog)
     evaluation: AdversarialEvaluation = Field(default_factory=AdversarialEvaluation)
     overfitting: AdversarialOverfitting = Field(default_factory=AdversarialOverfitting)
@@ -339,7 +371,7 @@ class RepresentationsPgdInputs(Section):
 class RepresentationsGrokking(Section):
     """the grokking MLP trained standard and with PGD, beside which the grokking checkpoints"""
 
-    model: str = Field(default='mlp_w200_d3', pattern='^(cnn(_x[1-9][0-9]*)?|mlp_w[1-9][0-9]*_d[1-9][0-9]*)$', description='cnn: conv 16, conv 32, dense 100 (Wong et al.); cnn_x<k>: with k more 3x3 conv 32 layers; mlp_w<width>_d<depth>: a ReLU MLP of depth Linear layers (mlp_w200_d3: the grokking MLP)')
+    model: str = Field(default='mlp_w200_d3', pattern=MODEL_PATTERN, description=ARCHITECTURE_HELP)
     epsilon: float = Field(default=0.1, gt=0, le=1, description="L-inf training radius of the family's PGD networks")
 
 
@@ -353,7 +385,7 @@ class RepresentationsBootstrap(Section):
 class Representations(Section):
     """Robust vs standard representations (Cianfarani et al.; docs/protocols.md §7): layer × layer CKA (heatmaps: similarity.*; every scalar: debiased linear CKA) of standard, PGD-trained and FGSM-trained networks (best and final: before and after catastrophic overfitting) of one deeper architecture and of each seed's untrained initialisation (the control), trained by the adversarial stage's rule on its data and with its training knobs (adversarial.*); and the grokking checkpoints beside the grokking MLP's own family."""
 
-    model: str = Field(default='cnn_x4', pattern='^(cnn(_x[1-9][0-9]*)?|mlp_w[1-9][0-9]*_d[1-9][0-9]*)$', description='cnn: conv 16, conv 32, dense 100 (Wong et al.); cnn_x<k>: with k more 3x3 conv 32 layers; mlp_w<width>_d<depth>: a ReLU MLP of depth Linear layers (mlp_w200_d3: the grokking MLP)')
+    model: str = Field(default='cnn_x4', pattern=MODEL_PATTERN, description=ARCHITECTURE_HELP)
     epsilon: float = Field(default=0.2, gt=0, le=1, description='L-inf training radius of the PGD and FGSM networks, and the radius of the PGD inputs')
     seeds: list[Annotated[int, Field(ge=0)]] = Field(default=[0, 1, 2, 3, 4], min_length=2, json_schema_extra={'uniqueItems': True}, description='seeds of every compared network (at least 2, for the seed baseline)')
     images: int = Field(default=800, ge=4, description="compared test images, those after the runs' log and evaluation images")
@@ -415,6 +447,7 @@ class StudyConfig(Section):
     """robustgen study configuration (config.yaml). Each key says what it sets."""
 
     device: str = Field(default='auto', pattern='^(auto|cpu|cuda(:[0-9]+)?|mps)$', description='auto (CUDA when present, else CPU), cpu, cuda, cuda:N or mps')
+    deterministic: bool = Field(default=False, description="CUDA determinism: deterministic kernels only (torch.use_deterministic_algorithms, cuDNN without autotuning, CUBLAS_WORKSPACE_CONFIG), slower; the CPU path is deterministic either way, so it is not a param and changing it reruns nothing")
     data: Data = Field(default_factory=Data)
     grokking: Grokking = Field(default_factory=Grokking)
     checkpoints: Checkpoints = Field(default_factory=Checkpoints)
@@ -539,16 +572,59 @@ def config_text() -> str:
     return "\n".join(lines) + "\n"
 
 
+def _python_type(annotation) -> str:
+    """The plain Python type of a field, as `robustgen.sections` declares it."""
+    if typing.get_origin(annotation) is Annotated:
+        return _python_type(typing.get_args(annotation)[0])
+    if typing.get_origin(annotation) is Literal:
+        return type(typing.get_args(annotation)[0]).__name__
+    if typing.get_origin(annotation) is list:
+        item = typing.get_args(annotation)[0]
+        if isinstance(item, type) and issubclass(item, BaseModel):
+            return "list[dict]"  # entries of a list (groups) are read as plain mappings
+        return f"list[{_python_type(item)}]"
+    return annotation.__name__
+
+
+def _section_models(model: type[BaseModel], found: dict) -> dict:
+    for field in model.model_fields.values():
+        sub = _model_of(field)
+        if sub is not None:
+            _section_models(sub, found)
+    found.setdefault(model.__name__, model)
+    return found
+
+
+def sections_text() -> str:
+    """robustgen/sections.py: one frozen dataclass per section model (same name, fields and plain types; no
+    defaults: a value comes from the config), for the steps that read a whole section."""
+    lines = [GENERATED.rstrip(), '"""Every config section as a frozen dataclass (a settings view that reads the whole section)."""', "",
+             "from __future__ import annotations", "", "import dataclasses"]
+    for name, model in _section_models(StudyConfig, {}).items():
+        lines += ["", ""] + dataclass_lines(name, model)
+    return "\n".join(lines) + "\n"
+
+
+def dataclass_lines(name: str, model: type[BaseModel]) -> list[str]:
+    """The frozen dataclass `name` of a section model: its docstring and every field with its plain type."""
+    return (["@dataclasses.dataclass(frozen=True)", f"class {name}:",
+             *[f"    {line}" for line in textwrap.wrap(f'"""{_doc(model)}"""', 112)], ""]
+            + [f"    {key}: {_python_type(field.annotation)}" for key, field in model.model_fields.items()])
+
+
+GENERATED_FILES = {SCHEMA_FILE: schema_text, CONFIG_FILE: config_text, SECTIONS_FILE: sections_text}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m robustgen.configmodel", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--write", action="store_true", help="write the schema and config.yaml")
+    parser.add_argument("--write", action="store_true", help="write the schema, config.yaml and sections.py")
     args = parser.parse_args(argv)
-    stale = [path for path, text in ((SCHEMA_FILE, schema_text()), (CONFIG_FILE, config_text()))
-             if not path.exists() or path.read_text() != text]
+    texts = {path: make() for path, make in GENERATED_FILES.items()}
+    stale = [path for path, text in texts.items() if not path.exists() or path.read_text() != text]
     if args.write:
-        SCHEMA_FILE.write_text(schema_text())
-        CONFIG_FILE.write_text(config_text())
+        for path, text in texts.items():
+            path.write_text(text)
         return 0
     for path in stale:
         print(f"{path} differs from the models: run python -m robustgen.configmodel --write", file=sys.stderr)

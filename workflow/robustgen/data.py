@@ -227,3 +227,19 @@ def standardise(train_x: torch.Tensor, test_x: torch.Tensor, channels: int):
     mean, std = pixels.mean(dim=1), pixels.std(dim=1).clamp_min(1e-8)
     scale = lambda x: ((per_channel(x) - mean[None, :, None]) / std[None, :, None]).reshape(x.shape)
     return scale(train_x), scale(test_x), mean, std
+
+
+def crop_flip(x: torch.Tensor, image_shape: list[int], generator: torch.Generator, padding: int = 4) -> torch.Tensor:
+    """The CIFAR recipe's augmentation of a batch of flattened images of `image_shape` (channels, height,
+    width): each image shifted by a random crop of its zero-padded copy (offsets 0..2·`padding`) and flipped
+    left–right with probability ½, all drawn from `generator` on the batch's device."""
+    n, (channels, height, width) = len(x), image_shape
+    images = torch.nn.functional.pad(x.view(n, channels, height, width), (padding,) * 4)
+    draws = torch.randint(0, 2 * padding + 1, (2, n), generator=generator, device=x.device)
+    flips = torch.rand(n, generator=generator, device=x.device) < 0.5
+    rows = draws[0, :, None] + torch.arange(height, device=x.device)  # (n, height)
+    columns = torch.arange(width, device=x.device).expand(n, width)
+    columns = torch.where(flips[:, None], columns.flip(1), columns) + draws[1, :, None]  # (n, width)
+    batch = torch.arange(n, device=x.device)[:, None, None]
+    out = images.permute(0, 2, 3, 1)[batch, rows[:, :, None], columns[:, None, :]]  # (n, height, width, channels)
+    return out.permute(0, 3, 1, 2).reshape(n, -1)

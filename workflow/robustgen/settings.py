@@ -17,6 +17,8 @@ import functools
 import typing
 from collections.abc import Mapping
 
+from . import sections
+
 
 class SettingsError(ValueError):
     """A step's configuration lacks a key its settings class reads."""
@@ -74,19 +76,25 @@ class Knob(typing.NamedTuple):
     tracked: bool = True
 
 
+# the architectures a config names (adversarial.model, representations.*.model): one grammar, for the schema
+# (robustgen.configmodel) and the networks (robustgen.models.architecture_spec)
+ARCHITECTURE = (r"cnn(_x(?P<extra>[1-9][0-9]*))?|mlp_w(?P<width>[1-9][0-9]*)_d(?P<depth>[1-9][0-9]*)"
+                r"|preact_resnet18(_w(?P<preact_width>[1-9][0-9]*))?"
+                r"|wrn(?P<wrn_depth>[1-9][0-9]*)_(?P<widen>[1-9][0-9]*)(_w(?P<wrn_width>[1-9][0-9]*))?"
+                r"|resnet(?P<resnet_depth>[1-9][0-9]*)_w(?P<resnet_width>[1-9][0-9]*)(_s(?P<stem_stride>[12]))?")
+ARCHITECTURE_HELP = ("cnn: conv 16, conv 32, dense 100 (Wong et al.); cnn_x<k>: with k more 3x3 conv 32 layers; "
+                     "mlp_w<width>_d<depth>: a ReLU MLP of depth Linear layers (mlp_w200_d3: the grokking MLP); "
+                     "preact_resnet18[_w<base width, 64>] (Wong et al., Ortiz-Jimenez et al.); "
+                     "wrn<depth>_<k>[_w<base width, 16>]: WideResNet-depth-k (wrn28_4: Cianfarani et al.); "
+                     "resnet<6n+2>_w<width>[_s<stem stride, 1>]: CIFAR ResNet with BatchNorm (He et al.)")
+
+
 Device = typing.Annotated[str, Knob("device")]  # config key `device`: where networks are trained and probed
 
 
 # --- data ---------------------------------------------------------------------------------------------------
 
-@dataclasses.dataclass(frozen=True)
-class DataSource:
-    """data.*: where torchvision datasets live and how a study's training subset is drawn."""
-
-    dir: str
-    download: bool
-    split_seed: int
-    verify_checksums: bool
+DataSource = sections.Data  # the whole section
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,16 +120,10 @@ class GrokkingGrid:
     jacobian_penalties: list[float]  # GrokAlign's λ: the long-run groups' runs again with the penalty
 
 
-@dataclasses.dataclass(frozen=True)
-class EvaluationSchedule:
-    per_decade: int
-    max_interval: int
+EvaluationSchedule = sections.GrokkingEvaluation  # the whole section
 
 
-@dataclasses.dataclass(frozen=True)
-class StopRule:
-    test_acc: float
-    steps_after: int
+StopRule = sections.GrokkingStop  # the whole section
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,12 +147,7 @@ class TrainingState:
     state_every: int
 
 
-@dataclasses.dataclass(frozen=True)
-class CheckpointThresholds:
-    """checkpoints.*: Walker's memorised and generalised thresholds."""
-
-    memorised_train_acc: float
-    generalised_test_acc: float
+CheckpointThresholds = sections.Checkpoints  # the whole section
 
 
 # --- robustness -----------------------------------------------------------------------------------------------
@@ -161,10 +158,7 @@ class ImageRange:
     count: int
 
 
-@dataclasses.dataclass(frozen=True)
-class Bisection:
-    bracket_step: float
-    tol: float
+Bisection = sections.RobustnessBisection  # the whole section
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,17 +173,7 @@ class AttacksPerNorm:
     linf: list[str]
 
 
-@dataclasses.dataclass(frozen=True)
-class Adversarial:
-    """robustness.adversarial.*: the PGD radius and the minimal-norm attacks beside it."""
-
-    norms: list[str]
-    steps: int
-    step_size: float
-    targeted: bool
-    max_eps: PerNorm
-    tol: PerNorm
-    attacks: AttacksPerNorm
+Adversarial = sections.RobustnessAdversarial  # the whole section
 
 
 @dataclasses.dataclass(frozen=True)
@@ -219,10 +203,7 @@ class CheckpointProbes(RandomNoise):
     adversarial: Adversarial
 
 
-@dataclasses.dataclass(frozen=True)
-class ProbeTrajectory:
-    snapshots: int
-    images: int
+ProbeTrajectory = sections.RobustnessTrajectory  # the whole section
 
 
 @dataclasses.dataclass(frozen=True)
@@ -349,13 +330,7 @@ class CapacitySensitivity:
 
 # --- adversarial training -------------------------------------------------------------------------------------
 
-@dataclasses.dataclass(frozen=True)
-class FeatureSweep:
-    """adversarial.feature.*: the data intervention x + β·v_y, swept over β at one method and ε."""
-
-    method: str
-    epsilon: float
-    betas: list[float]
+FeatureSweep = sections.AdversarialFeature  # the whole section
 
 
 @dataclasses.dataclass(frozen=True)
@@ -385,33 +360,16 @@ class AdversarialGrid:
     probes: ProbedRuns
 
 
-@dataclasses.dataclass(frozen=True)
-class PgdTraining:
-    steps: int
-    step: float
+PgdTraining = sections.AdversarialPgd  # the whole section
 
 
-@dataclasses.dataclass(frozen=True)
-class TrainingLog:
-    every: int
-    images: int
-    pgd_steps: int
+TrainingLog = sections.AdversarialLog  # the whole section
 
 
-@dataclasses.dataclass(frozen=True)
-class RobustEvaluation:
-    images: int
-    steps: int
-    step: float
-    restarts: int
+RobustEvaluation = sections.AdversarialEvaluation  # the whole section
 
 
-@dataclasses.dataclass(frozen=True)
-class OverfittingRule:
-    drop: float
-    gap: float
-    floor: float
-    clean_drop: float
+OverfittingRule = sections.AdversarialOverfitting  # the whole section
 
 
 @dataclasses.dataclass(frozen=True)
@@ -422,9 +380,12 @@ class AdversarialTraining:
     epochs: int
     batch_size: int
     lr: float
+    optimizer: sections.AdversarialOptimizer
+    augment: str
     warmup_epochs: int
     dtype: str
     pgd: PgdTraining
+    single_step: sections.AdversarialSingleStep
     log: TrainingLog
     evaluation: RobustEvaluation
 
@@ -471,10 +432,7 @@ class EllipseSampling:
 
 # --- robust vs standard representations ---------------------------------------------------------------------
 
-@dataclasses.dataclass(frozen=True)
-class GrokkingFamily:
-    model: str
-    epsilon: float
+GrokkingFamily = sections.RepresentationsGrokking  # the whole section
 
 
 @dataclasses.dataclass(frozen=True)
@@ -524,23 +482,10 @@ class RepresentationIntervals:
 
 # --- delayed robustness ---------------------------------------------------------------------------------------
 
-@dataclasses.dataclass(frozen=True)
-class ComplexityFrames:
-    """delayed.complexity.*: where and at which frame radii local complexity is counted."""
-
-    points: int
-    directions: int
-    radii: list[float]
-    seed: int
+ComplexityFrames = sections.DelayedComplexity  # the whole section
 
 
-@dataclasses.dataclass(frozen=True)
-class RadiusAlongRun:
-    """delayed.adversarial.*: the adversarial radius and robust accuracy along a run."""
-
-    norm: str
-    images: int
-    epsilons: list[float]
+RadiusAlongRun = sections.DelayedAdversarial  # the whole section
 
 
 @dataclasses.dataclass(frozen=True)
@@ -561,13 +506,7 @@ class AdversarialSearch:
     adversarial: Adversarial
 
 
-@dataclasses.dataclass(frozen=True)
-class OnsetRule:
-    """delayed.onset.*: the robustness-onset threshold, and which local-complexity curve is timed."""
-
-    robust_fraction: float
-    complexity_radius: float
-    complexity_points: str
+OnsetRule = sections.DelayedOnset  # the whole section
 
 
 @dataclasses.dataclass(frozen=True)
@@ -587,13 +526,7 @@ class DelayedSummaries(DelayedFigure):
 
 # --- claims ---------------------------------------------------------------------------------------------------
 
-@dataclasses.dataclass(frozen=True)
-class ClaimRule:
-    """claims.*: the coverage of a claim's interval over seeds and how many seeds a verdict needs
-    (docs/protocols.md §11)."""
-
-    min_seeds: int
-    level: float
+ClaimRule = sections.Claims  # the whole section
 
 
 @dataclasses.dataclass(frozen=True)

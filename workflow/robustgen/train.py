@@ -148,6 +148,9 @@ def train(
     perturb: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     jacobian_penalty: float = 0.0,
     progress_every: float | None = PROGRESS_SECONDS,
+    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+    learning_rate: Callable[[int], float] | None = None,
+    regulariser: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> TrainResult:
     """Train `model` for up to `max_steps` minibatch steps of `batch_size` shuffled training points.
 
@@ -163,12 +166,17 @@ def train(
     inputs before the step (adversarial training: `measures.attacks`); it must leave `.grad` alone.
     A `jacobian_penalty` > 0 adds that multiple of the batch's mean input-Jacobian norm to the loss
     (`backprop.set_gradients`; its random projections come from `generator`).
+    `augment(xb, generator)`, if given, transforms each batch first (random crops and flips, drawn from
+    `generator`); `learning_rate(step)` sets every parameter group's learning rate before step `step` + 1 (a
+    schedule per iteration, a function of the step alone, so a resumed run continues it exactly);
+    `regulariser(model, xb, yb)` adds a differentiable term computed on the batch before `perturb` (GradAlign).
     Every `progress_every` seconds of wall time (None: never) a progress line is printed (flushed, so `tail -f`
     on the job's log shows it): the step, the accuracies of the last evaluation, elapsed and remaining time.
     It reads the clock only; no result depends on it.
     """
     evaluate_at = set(eval_steps) | {max_steps}
-    mlp_layers = relu_mlp_layers(model)  # explicit backpropagation for Linear/ReLU stacks, else autograd
+    # explicit backpropagation for Linear/ReLU stacks, else autograd (always, with a regulariser)
+    mlp_layers = relu_mlp_layers(model) if regulariser is None else None
     device = data.train_x.device
     n = len(data.train_x)
     result = TrainResult()
@@ -209,12 +217,12 @@ def train(
     with sigterm_requests() as requested:
         while True:
             if step in evaluate_at and not (result.history and result.history[-1]["step"] == step):
-                model.eval()
+                model.eval()  # evaluations and their hook see the network in eval mode (BatchNorm: running stats)
                 record = measure(model, data, loss, step)
-                model.train()
                 result.history.append(record)
                 result.eval_seconds.append(round(elapsed(), 3))
                 on_evaluation(step, model, record)
+                model.train()
                 if not (math.isfinite(record["train_loss"]) and math.isfinite(record["weight_norm"])):
                     result.stop_reason = "diverged"
                 elif step >= max_steps:
@@ -234,9 +242,16 @@ def train(
                 position = 0
             xb, yb = epoch_x[position:position + batch_size], epoch_y[position:position + batch_size]
             position += batch_size
+            if augment is not None:
+                xb = augment(xb, generator)
+            clean = xb
             if perturb is not None:
                 xb = perturb(model, xb, yb)
-            set_gradients(model, xb, yb, loss, mlp_layers, jacobian_penalty, generator)
+            extra = None if regulariser is None else (lambda: regulariser(model, clean, yb))  # noqa: E731, B023
+            set_gradients(model, xb, yb, loss, mlp_layers, jacobian_penalty, generator, extra)
+            if learning_rate is not None:
+                for group in optimizer.param_groups:
+                    group["lr"] = learning_rate(step)
             optimizer.step()
             step += 1
             if (now := time.perf_counter()) >= next_report:
@@ -261,6 +276,39 @@ def adam_options(device: torch.device) -> dict:
     """Adam(W) keyword arguments for `device`: the fused kernel (one pass over all parameters) where
     PyTorch has one."""
     return {"fused": True} if torch.device(device).type in ("cpu", "cuda") else {}
+
+
+def make_optimizer(name: str, parameters, *, lr: float, device, momentum: float = 0.9, nesterov: bool = False,
+                   weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    """The study's optimisers by name: `adam` (Adam; weight decay added to the gradient) or `sgd` (SGD with
+    `momentum`, Nesterov or not, and L2 `weight_decay`: the CIFAR recipe of Wong et al. and Rice et al.)."""
+    if name == "adam":
+        return torch.optim.Adam(parameters, lr=lr, weight_decay=weight_decay, **adam_options(device))
+    if name == "sgd":
+        return torch.optim.SGD(parameters, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
+    raise ValueError(f"unknown optimizer {name!r}; allowed: adam, sgd")
+
+
+SCHEDULES = ("constant", "cyclic", "piecewise", "cosine")
+
+
+def lr_schedule(schedule: str, lr: float, total_steps: int, *, peak: float = 0.5,
+                milestones: Iterable[float] = ()) -> Callable[[int], float]:
+    """The learning rate before step s + 1 of `total_steps`, by name: `constant`; `cyclic` (Wong et al. 2020's
+    one cycle: linear from 0 to `lr` at `peak`·T, then to 0 at T, evaluated at the step's middle, s + ½, so no
+    step has rate 0); `piecewise` (`lr`, ×0.1 at every milestone fraction of T passed: Rice et al. 2020); `cosine`
+    (lr·½(1 + cos(π s/T)))."""
+    if schedule == "constant":
+        return lambda step: lr
+    if schedule == "cyclic":
+        top = peak * total_steps
+        return lambda step: lr * min((step + 0.5) / top, max(0.0, (total_steps - step - 0.5) / (total_steps - top)))
+    if schedule == "piecewise":
+        cuts = sorted(milestones)
+        return lambda step: lr * 0.1 ** sum(step >= m * total_steps for m in cuts)
+    if schedule == "cosine":
+        return lambda step: lr * 0.5 * (1 + math.cos(math.pi * step / total_steps))
+    raise ValueError(f"unknown learning-rate schedule {schedule!r}; allowed: {', '.join(SCHEDULES)}")
 
 
 def resolve_device(name: str) -> torch.device:

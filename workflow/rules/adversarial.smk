@@ -16,6 +16,7 @@ rule train_adversarial:
         ENV
     threads: 1
     resources:
+        gpu=GPU,
         mem_mb=3000,
         runtime=30,
     params:
@@ -39,6 +40,7 @@ rule probe_adversarial:
         ENV
     threads: 1
     resources:
+        gpu=GPU,
         mem_mb=3000,
         runtime=20,
     params:

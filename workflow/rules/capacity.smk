@@ -18,6 +18,7 @@ rule train_capacity:
         ENV
     threads: 1
     resources:
+        gpu=GPU,
         mem_mb=3000,
         runtime=30,
     params:
@@ -42,6 +43,7 @@ rule capacity_sensitivity:
         ENV
     threads: 1
     resources:
+        gpu=GPU,
         mem_mb=3000,
         runtime=20,
     params:

@@ -2,6 +2,7 @@
 # Each rule hands its job to workflow/scripts/step.py (the script STEP), which calls the function of robustgen.steps
 # named like the rule with the rule's files, params and wildcards by name (docs/changing.md). This file reads
 # the settings layer only.
+import re
 import sys
 from pathlib import Path
 
@@ -9,9 +10,16 @@ sys.path.insert(0, str(Path(workflow.basedir, "workflow").resolve()))
 
 from robustgen import settings as views
 from robustgen.config import tag, validate
-from robustgen.settings import build, slice_of
+from robustgen.settings import ARCHITECTURE, build, slice_of
+
+MODEL_NAMES = re.sub(r"\?P<\w+>", "", ARCHITECTURE)  # the {model} wildcard: every architecture name
 
 validate(config)
+
+# The GPUs of every job that trains or probes networks (its resource gpu=GPU): one where the config's device is
+# CUDA (cuda, cuda:N), none for cpu, mps and auto (which cannot be resolved here, before any job). With
+# --resources gpu=1 (profiles/gpu) such jobs take turns on a workstation's GPU; the SLURM executor requests it.
+GPU = int(str(config["device"]).startswith("cuda"))
 GROKKING = build(views.GrokkingGrid, config["grokking"], "grokking")
 CAPACITY = build(views.CapacityGrid, config["capacity"], "capacity")
 ADVERSARIAL = build(views.AdversarialGrid, config["adversarial"], "adversarial")
@@ -394,19 +402,21 @@ def study_stamp():
 STUDY_STAMP = study_stamp()
 
 
-def study_outputs():
-    """What `snakemake` builds by default: every table, and every figure for every dataset."""
-    figures = [
+def stage_outputs(stage):
+    """A stage's tables, and its figures for every dataset it runs on."""
+    datasets = {
+        "capacity": [CAPACITY.dataset],
+        "adversarial": [ADVERSARIAL.dataset],
+        "representations": [ADVERSARIAL.dataset],
+    }.get(stage, GROKKING.datasets)
+    return [f"results/tables/{name}.csv" for name in TABLES[stage]] + [
         f"results/figures/{dataset}/{name}.png"
-        for stage, names in FIGURES.items()
-        for dataset in (
-            {
-                "capacity": [CAPACITY.dataset],
-                "adversarial": [ADVERSARIAL.dataset],
-                "representations": [ADVERSARIAL.dataset],
-            }.get(stage, GROKKING.datasets)
-        )
-        for name in names
+        for dataset in datasets
+        for name in FIGURES[stage]
     ]
+
+
+def study_outputs():
+    """What `snakemake` builds by default: every stage's tables and figures, and the claims."""
     claims = ["results/tables/claims.csv", "results/claims/claims.html"]
-    return study_tables() + figures + claims
+    return [path for stage in TABLES for path in stage_outputs(stage)] + claims

@@ -17,6 +17,7 @@ rule measure_delayed:
         ENV
     threads: 1
     resources:
+        gpu=GPU,
         mem_mb=2000,
         runtime=20,
     params:

@@ -17,6 +17,7 @@ rule train_grokking:
         ENV
     threads: 1
     resources:
+        gpu=GPU,
         mem_mb=2000,
         runtime=60,
     params:

@@ -17,6 +17,7 @@ rule compare_representations:
         ENV
     threads: 1
     resources:
+        gpu=GPU,
         mem_mb=6000,
         runtime=20,
     params:
@@ -49,6 +50,7 @@ rule place_grokking:
         ENV
     threads: 1
     resources:
+        gpu=GPU,
         mem_mb=3000,
         runtime=20,
     params:

@@ -15,6 +15,7 @@ rule probe_checkpoints:
         ENV
     threads: 1
     resources:
+        gpu=GPU,
         mem_mb=2000,
         runtime=20,
     params:
@@ -37,6 +38,7 @@ rule probe_trajectory:
         ENV
     threads: 1
     resources:
+        gpu=GPU,
         mem_mb=2000,
         runtime=20,
     params:

@@ -15,6 +15,7 @@ rule sensitivity_checkpoints:
         ENV
     threads: 1
     resources:
+        gpu=GPU,
         mem_mb=3000,
         runtime=20,
     params:
@@ -37,6 +38,7 @@ rule sensitivity_trajectory:
         ENV
     threads: 1
     resources:
+        gpu=GPU,
         mem_mb=3000,
         runtime=30,
     params:

@@ -17,6 +17,7 @@ rule similarity_run:
         ENV
     threads: 1
     resources:
+        gpu=GPU,
         mem_mb=3000,
         runtime=15,
     params:
@@ -39,6 +40,7 @@ rule similarity_seeds:
         ENV
     threads: 1
     resources:
+        gpu=GPU,
         mem_mb=3000,
         runtime=15,
     params:

@@ -8,8 +8,9 @@ L2-normalised gradient in L2), each iterate projected back onto the ε-ball or n
 - adversarial training and its evaluation (`linf_ascent`, the training loss, L∞, points kept in [0, 1]):
   ``fgsm`` (zero start, one step of ε, projected: Goodfellow et al. 2015), ``rs_fgsm`` (uniform start in
   [−ε, ε], one step of 1.25 ε, projected: Wong, Rice & Kolter 2020), ``n_fgsm`` (uniform start in [−2ε, 2ε],
-  one step of ε, *not* projected: de Jorge et al. 2022), ``pgd`` (uniform start, k projected steps: Madry et
-  al. 2018); `robust_correct` is the restart evaluation (e.g. PGD-50 × 10, each point keeping its first
+  one step of ε, *not* projected: de Jorge et al. 2022) — the RS-FGSM step and the N-FGSM noise are knobs
+  (`single_step`) —, ``grad_align`` (FGSM's step, the loss plus λ·`alignment_penalty`: Andriushchenko &
+  Flammarion 2020), ``pgd`` (uniform start, k projected steps: Madry et al. 2018); `robust_correct` is the restart evaluation (e.g. PGD-50 × 10, each point keeping its first
   misclassified iterate);
 - the adversarial radius (`adversarial_radius`): the ascent of the margin from the clean point in L2 or L∞,
   successful if any iterate is misclassified, with bisection over ε per image.
@@ -87,6 +88,21 @@ METHODS = {  # the single-step methods of adversarial training, by name (PGD-k: 
     "rs_fgsm": Ascent(start=1.0, step=1.25, steps=1, project=True),
     "n_fgsm": Ascent(start=2.0, step=1.0, steps=1, project=False),
 }
+
+
+SINGLE_STEP = ("fgsm", "rs_fgsm", "n_fgsm", "grad_align")  # grad_align: FGSM's step plus `alignment_penalty`
+
+
+def single_step(method: str, *, rs_fgsm_step: float = 1.25, n_fgsm_noise: float = 2.0) -> Ascent:
+    """A single-step method's ascent, with the RS-FGSM step and the N-FGSM noise radius (fractions of ε) as
+    knobs; GradAlign perturbs as FGSM does (its difference is the training loss's `alignment_penalty`)."""
+    if method in ("fgsm", "grad_align"):
+        return METHODS["fgsm"]
+    if method == "rs_fgsm":
+        return Ascent(start=1.0, step=rs_fgsm_step, steps=1, project=True)
+    if method == "n_fgsm":
+        return Ascent(start=n_fgsm_noise, step=1.0, steps=1, project=False)
+    raise ValueError(f"unknown single-step method {method!r}; allowed: {', '.join(SINGLE_STEP)}")
 
 
 def pgd(steps: int, step: float) -> Ascent:
@@ -172,14 +188,16 @@ def robust_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: f
     return correct
 
 
-def input_gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: str = "cross_entropy") -> torch.Tensor:
-    """∇ₓ of each point's own loss (the summed loss's gradient, so no 1/N scaling), per point."""
+def input_gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: str = "cross_entropy",
+                    create_graph: bool = False) -> torch.Tensor:
+    """∇ₓ of each point's own loss (the summed loss's gradient, so no 1/N scaling), per point; with
+    `create_graph`, differentiable with respect to the parameters (a regulariser), else detached."""
     with torch.enable_grad():
         x = x.detach().requires_grad_(True)
         outputs = model(x)
         per_point = loss_fn(loss, outputs, y) * len(x)  # a mean over the batch, undone
-        (grad,) = torch.autograd.grad(per_point, x)
-    return grad.detach()
+        (grad,) = torch.autograd.grad(per_point, x, create_graph=create_graph)
+    return grad if create_graph else grad.detach()
 
 
 def gradient_alignment(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
@@ -193,6 +211,23 @@ def gradient_alignment(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, ep
     norms = clean.norm(dim=1)
     cosine = (clean * noisy).sum(dim=1) / (norms * noisy.norm(dim=1))
     return cosine, norms
+
+
+def alignment_penalty(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
+                      generator: torch.Generator, loss: str = "cross_entropy") -> torch.Tensor:
+    """GradAlign's regulariser (Andriushchenko & Flammarion 2020): 1 − the batch mean of
+    cos(∇ₓℓ(x), ∇ₓℓ(x + η)), η ~ U[−ε, ε] (not clamped to [0, 1], as in the authors' code), differentiable
+    with respect to the parameters through the noisy gradient only (the clean one is detached, as theirs);
+    points where either gradient is zero are left out."""
+    eta = (torch.rand(x.shape, generator=generator, dtype=x.dtype, device=x.device) * 2 - 1) * eps
+    clean = input_gradients(model, x, y, loss)
+    noisy = input_gradients(model, x + eta, y, loss, create_graph=True)
+    clean_norm, noisy_norm = clean.norm(dim=1), noisy.norm(dim=1)
+    keep = (clean_norm > 0) & (noisy_norm > 0)
+    if not keep.any():
+        return noisy.sum() * 0.0
+    cosine = (clean[keep] * noisy[keep]).sum(dim=1) / (clean_norm[keep] * noisy_norm[keep])
+    return 1.0 - cosine.mean()
 
 
 def margin(outputs: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:

@@ -35,7 +35,7 @@ def local_complexity(model: nn.Sequential, x: torch.Tensor, directions: torch.Te
     """
     radii_t = torch.as_tensor(radii, dtype=x.dtype, device=x.device)
     offsets = torch.cat([directions, -directions]).to(device=x.device, dtype=x.dtype)  # (2P, D)
-    affine_first = isinstance(model[0], nn.Linear) and 0 in relu_layers(model)
+    affine_first = isinstance(model, nn.Sequential) and isinstance(model[0], nn.Linear) and 0 in relu_layers(model)
     head, rest = (model[0], model[1:]) if affine_first else (nn.Identity(), model)
     moved = head(offsets) - (head.bias if affine_first and head.bias is not None else 0)  # W·v_p (or v_p)
     counts = []
@@ -44,7 +44,7 @@ def local_complexity(model: nn.Sequential, x: torch.Tensor, directions: torch.Te
         frame = centre[:, None, None, :] + radii_t[None, :, None, None] * moved[None, None]  # (n, R, 2P, H)
         n, r, k, h = frame.shape
         flat = frame.reshape(n * r * k, h)
-        layers = ([flat] if affine_first else []) + hidden_preactivations(rest, flat, output)
+        layers = hidden_preactivations(rest, flat, output)  # with an affine head, rest's first ReLU sees `flat`
         extremes = [torch.aminmax(h.reshape(n, r, k, -1), dim=2) for h in layers]  # one pass over the frame
         counts.append(torch.stack([((high > 0) & (low < 0)).sum(dim=-1) for low, high in extremes], dim=-1))
     return torch.cat(counts) if counts else x.new_zeros((0, len(radii), 0), dtype=torch.long)

@@ -16,7 +16,6 @@ import torch
 from torch import nn
 from torch.func import jacrev, vmap
 
-from ..models import relu_layers
 
 KINDS = ("random", "different_class", "same_class")
 
@@ -45,16 +44,23 @@ def projected_jacobian_norms(outputs: torch.Tensor, x: torch.Tensor, generator: 
 
 
 @torch.no_grad()
-def hidden_preactivations(model: nn.Sequential, x: torch.Tensor, output: bool = False) -> list[torch.Tensor]:
-    """Per hidden layer, the (N, units) pre-activations that feed a ReLU (a convolution's flattened), and the
-    network's output last if `output`, in one pass."""
-    feeds_relu = set(relu_layers(model))
-    found, h = [], x
-    for i, layer in enumerate(model):
-        h = layer(h)
-        if i in feeds_relu:
-            found.append(h.flatten(1))
-    return found + ([h.flatten(1)] if output else [])
+def hidden_preactivations(model: nn.Module, x: torch.Tensor, output: bool = False) -> list[torch.Tensor]:
+    """Per ReLU module, in the order the network applies them, the (N, units) inputs it receives — the
+    pre-activations whose signs make the linear region (a convolution's flattened: one unit per channel and
+    position) — and the network's output last if `output`, in one pass. In a residual network with BatchNorm
+    (in eval mode: an affine map) these are the normalised sums each ReLU sees, the skip included where the
+    ReLU follows the addition; a 1×1 shortcut convolution or pooling adds no units."""
+    relus = [m for m in model.modules() if isinstance(m, nn.ReLU)]
+    if any(m.inplace for m in relus):
+        raise ValueError("an in-place ReLU overwrites its input: the pre-activations need nn.ReLU(inplace=False)")
+    found = []
+    handles = [m.register_forward_hook(lambda _m, inputs, _out: found.append(inputs[0].flatten(1))) for m in relus]
+    try:
+        out = model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return found + ([out.flatten(1)] if output else [])
 
 
 @torch.no_grad()
@@ -159,9 +165,7 @@ def region_slice(model: nn.Sequential, anchors: torch.Tensor, resolution: int, m
     coords = torch.linspace(-margin, 1 + margin, resolution, dtype=anchors.dtype, device=anchors.device)
     s, t = torch.meshgrid(coords, coords, indexing="xy")
     points = a + s.reshape(-1, 1) * (b - a) + t.reshape(-1, 1) * (c - a)
-    codes = activation_codes(model, points)
-    if last_layer_only:
-        codes = codes[:, -model[-1].in_features:]
+    codes = hidden_preactivations(model, points)[-1] > 0 if last_layer_only else activation_codes(model, points)
     regions = len(torch.unique(codes, dim=0))
     grid = codes.reshape(resolution, resolution, -1)
     boundary = torch.zeros(resolution, resolution, dtype=torch.bool, device=codes.device)

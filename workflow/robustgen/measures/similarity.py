@@ -124,21 +124,26 @@ def cka_matrix(grams_a: list[torch.Tensor], grams_b: list[torch.Tensor], debiase
 
 @torch.no_grad()
 def layer_activations(model: nn.Sequential, x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """The input and the output of every Conv2d, Linear and ReLU layer, flattened per example, by forward
-    hooks, in the order the network computes them.
+    """The input and the output of every convolution, normalisation, ReLU, pooling and Linear layer (the layer
+    types Cianfarani et al. compare), flattened per example, by forward hooks, in the order the network
+    computes them (in a residual network a shortcut's 1×1 convolution comes where it runs).
 
-    Names: input, then conv1, relu1, …, linear1, relu…, …, linearL (the network's output)."""
+    Names: input, then conv1, norm1, relu1, …, pool1, linear1, …, linearL (the network's output)."""
     found = {"input": x.flatten(1)}
     counts = {}
     handles = []
-    kinds = {nn.Conv2d: "conv", nn.Linear: "linear", nn.ReLU: "relu"}
+    kinds = {nn.Conv2d: "conv", nn.BatchNorm2d: "norm", nn.ReLU: "relu",
+             (nn.AdaptiveAvgPool2d, nn.AvgPool2d, nn.MaxPool2d): "pool", nn.Linear: "linear"}
+    def record(kind):
+        def hook(_module, _inputs, output):  # named when it runs: numbers follow the order of computation
+            counts[kind] = counts.get(kind, 0) + 1
+            found[f"{kind}{counts[kind]}"] = output.flatten(1)
+        return hook
+
     for module in model.modules():
         kind = next((name for cls, name in kinds.items() if isinstance(module, cls)), None)
         if kind is not None:
-            counts[kind] = counts.get(kind, 0) + 1
-            name = f"{kind}{counts[kind]}"
-            handles.append(module.register_forward_hook(
-                lambda _module, _inputs, output, name=name: found.__setitem__(name, output.flatten(1))))
+            handles.append(module.register_forward_hook(record(kind)))
     try:
         model(x)
     finally:
@@ -162,7 +167,10 @@ def structure(matrix: torch.Tensor) -> dict[str, float]:
     - far: mean CKA of layers at least ⌈L/2⌉ apart;
     - block_index = near − far: high where neighbours are alike and distant layers are not (block structure),
       near 0 where similarity stays high across the whole depth (no specialisation), or low everywhere;
-    - long_range: CKA of the first and the last hidden layer."""
+    - long_range: CKA of the first and the last hidden layer;
+    - largest_block: the most consecutive layers whose every pair has CKA above `block_threshold` (Nguyen et
+      al.'s block; the adjacent-minus-far index fails for residual networks, whose untrained residual streams
+      already score high on it), 1 where no two neighbours do."""
     m = matrix.double()
     size = len(m)
     if size < 3:
@@ -171,7 +179,20 @@ def structure(matrix: torch.Tensor) -> dict[str, float]:
     distance = j - i
     near = m[i[distance == 1], j[distance == 1]].mean()
     far = m[i[distance >= math.ceil(size / 2)], j[distance >= math.ceil(size / 2)]].mean()
-    return dict(near=float(near), far=float(far), block_index=float(near - far), long_range=float(m[0, size - 2]))
+    return dict(near=float(near), far=float(far), block_index=float(near - far), long_range=float(m[0, size - 2]),
+                largest_block=largest_block(m))
+
+
+def largest_block(matrix: torch.Tensor, block_threshold: float = 0.8) -> int:
+    """The size of the largest run of consecutive layers a..b whose every pair has CKA > `block_threshold`."""
+    alike = matrix > block_threshold
+    size, best = len(matrix), 1
+    for start in range(size):
+        end = start + 1
+        while end < size and bool(alike[start:end, end].all()):
+            end += 1
+        best = max(best, end - start)
+    return best
 
 
 class Representation:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import platform
-import re
 from dataclasses import asdict
 from pathlib import Path
 
@@ -28,18 +27,17 @@ import torch
 from .. import data as datasets
 from ..evaluation import evaluate
 from ..io import atomic_torch_save, load_file, read_json, write_csv, write_json
-from ..measures.attacks import METHODS as SINGLE_STEP
-from ..measures.attacks import Ascent, gradient_alignment, linf_ascent, pgd, robust_correct
+from ..measures.attacks import (METHODS as PRESETS, SINGLE_STEP, Ascent, alignment_penalty, gradient_alignment,
+                                linf_ascent, pgd, robust_correct, single_step)
 from ..measures.sensitivity import trajectory_anchors
-from ..models import build, cnn_spec, from_state, model_spec
+from ..models import architecture_spec, build, from_state
 from ..settings import (AdversarialProbes, AdversarialTraining, EllipseSampling, OverfittingRule, RadiusProbes,
                         RobustEvaluation)
-from ..train import DTYPES, METRICS, Data, adam_options, resolve_device, train
+from ..train import DTYPES, METRICS, Data, lr_schedule, make_optimizer, resolve_device, train
 from ..measures.network import adversarial_probes, measure_network, random_noise_probes
 from ..measures.overfitting import VERDICT_KEYS, detect_overfitting, schedule
 
 METHODS = ("standard", *SINGLE_STEP, "pgd")
-ARCHITECTURE = re.compile(r"cnn(_x(?P<extra>[1-9][0-9]*))?|mlp_w(?P<width>[1-9][0-9]*)_d(?P<depth>[1-9][0-9]*)")
 RUN_COLUMNS = ("dataset", "model", "method", "eps", "beta", "seed")  # what identifies a run in every table
 NETWORKS = ("best", "final")
 LOG_COLUMNS = (*METRICS, "epoch", "eps_train", "clean_acc", "fgsm_acc", "pgd_acc", "alignment", "grad_norm",
@@ -87,16 +85,18 @@ def inputs(split: datasets.Split, beta: float, *, device, dtype) -> tuple[torch.
 # --- one run -------------------------------------------------------------------------------------------------
 
 def network_spec(model: str, split: datasets.Split) -> dict:
-    """An architecture by name, for `split`'s images: `cnn` (Wong's CNN), `cnn_x{k}` (with k more 3×3
-    convolutions) or `mlp_w{width}_d{depth}` (a ReLU MLP of `depth` Linear layers; mlp_w200_d3 is the
-    grokking MLP)."""
-    match = ARCHITECTURE.fullmatch(model)
-    if match is None:
-        raise ValueError(f"unknown architecture {model!r}: use cnn, cnn_x<k> or mlp_w<width>_d<depth>, "
-                         "e.g. cnn_x4 or mlp_w200_d3")
-    if model.startswith("cnn"):
-        return cnn_spec(split.meta["image_shape"], split.num_classes, int(match["extra"] or 0))
-    return model_spec(split.input_dim, int(match["width"]), int(match["depth"]), split.num_classes)
+    """An architecture by name (`models.ARCHITECTURE`), for `split`'s images; a residual network normalises
+    its input by the per-channel mean and standard deviation of the training images (rounded to 4 digits)."""
+    shape = split.meta["image_shape"]
+    total, squares, count = torch.zeros(shape[0], dtype=torch.float64), torch.zeros(shape[0], dtype=torch.float64), 0
+    for chunk in split.train_x.split(4096):  # by chunks: CIFAR10's pixels as doubles would take 1.2 GB
+        pixels = chunk.view(len(chunk), shape[0], -1).double() / 255
+        total, squares = total + pixels.sum(dim=(0, 2)), squares + pixels.square().sum(dim=(0, 2))
+        count += pixels.shape[0] * pixels.shape[2]
+    mean = total / count
+    std = ((squares - count * mean.square()) / (count - 1)).clamp_min(1e-8).sqrt()
+    return architecture_spec(model, shape, split.num_classes, [round(float(v), 4) for v in mean],
+                             [round(float(v), 4) for v in std.clamp_min(1e-4)])
 
 
 def training_ascent(method: str, training: AdversarialTraining) -> Ascent | None:
@@ -106,8 +106,25 @@ def training_ascent(method: str, training: AdversarialTraining) -> Ascent | None
     if method == "pgd":
         return pgd(training.pgd.steps, training.pgd.step)
     if method in SINGLE_STEP:
-        return SINGLE_STEP[method]
+        return single_step(method, rs_fgsm_step=training.single_step.rs_fgsm_step,
+                           n_fgsm_noise=training.single_step.n_fgsm_noise)
     raise ValueError(f"unknown adversarial.methods entry {method!r}; allowed: {', '.join(METHODS)}")
+
+
+def recipe(training: AdversarialTraining, net: torch.nn.Module, *, device, max_steps: int,
+           image_shape: list[int]) -> dict:
+    """The trainer's optimizer, learning-rate schedule and batch augmentation of a run (`adversarial.optimizer`,
+    `adversarial.lr`, `adversarial.augment`), as `train` takes them."""
+    o = training.optimizer
+    optimizer = make_optimizer(o.name, net.parameters(), lr=training.lr, device=device, momentum=o.momentum,
+                               nesterov=o.nesterov, weight_decay=o.weight_decay)
+    schedule = None if o.schedule == "constant" else lr_schedule(o.schedule, training.lr, max_steps, peak=o.peak,
+                                                                 milestones=o.milestones)
+    if training.augment not in ("none", "crop_flip"):
+        raise ValueError(f"unknown adversarial.augment {training.augment!r}; allowed: none, crop_flip")
+    augment = None if training.augment == "none" else (
+        lambda x, generator: datasets.crop_flip(x, image_shape, generator))
+    return dict(optimizer=optimizer, learning_rate=schedule, augment=augment)
 
 
 def epsilon_schedule(eps: float, warmup_steps: int):
@@ -129,7 +146,7 @@ def _accuracy(model, x, y) -> float:
 def robustness_record(model, x, y, *, eps: float, pgd_steps: int, generator: torch.Generator) -> dict:
     """Clean, FGSM and PGD-`pgd_steps` accuracy (uniform start, steps of ε/4) at `eps`, the mean gradient
     alignment and the mean input-gradient norm, on (x, y)."""
-    fgsm = linf_ascent(model, x, y, loss="cross_entropy", eps=eps, ascent=SINGLE_STEP["fgsm"], generator=generator)
+    fgsm = linf_ascent(model, x, y, loss="cross_entropy", eps=eps, ascent=PRESETS["fgsm"], generator=generator)
     strong = linf_ascent(model, x, y, loss="cross_entropy", eps=eps, ascent=pgd(pgd_steps, 0.25), generator=generator)
     alignment, norms = gradient_alignment(model, x, y, eps=eps, generator=generator)
     return dict(clean_acc=_accuracy(model, x, y), fgsm_acc=_accuracy(model, fgsm, y),
@@ -177,14 +194,14 @@ def run(split_path: Path, training: AdversarialTraining, *, model: str, method: 
     attack_generator = stream(seed, "training attack", device)  # the training attack's random starts
     log_generator = stream(seed, "log", device)  # the logged attacks' draws
     warmup_steps = training.warmup_epochs * steps_per_epoch
-    current = dict(step=0, batch=None)
+    current = dict(step=0, batch=None, eps=0.0)
     extra, best = {}, dict(pgd_acc=-1.0, step=None, state=None)
 
     def perturb(model, xb, yb):
         """The training batch, perturbed at the scheduled ε (recorded for the batch log)."""
-        current["batch"] = (xb, yb)
+        current["batch"], current["eps"] = (xb, yb), eps_at(current["step"])
         if ascent is not None:
-            xb = linf_ascent(model, xb, yb, loss="cross_entropy", eps=eps_at(current["step"]), ascent=ascent,
+            xb = linf_ascent(model, xb, yb, loss="cross_entropy", eps=current["eps"], ascent=ascent,
                              generator=attack_generator)
         current["step"] += 1
         return xb
@@ -205,11 +222,17 @@ def run(split_path: Path, training: AdversarialTraining, *, model: str, method: 
             best.update(pgd_acc=entry["pgd_acc"], step=step,
                         state={k: v.detach().clone() for k, v in model.state_dict().items()})
 
-    result = train(net, Data(train_x, train_y, test_x, test_y), torch.optim.Adam(
-        net.parameters(), lr=training.lr, **adam_options(device)), loss="cross_entropy",
-        batch_size=training.batch_size, max_steps=max_steps,
-        eval_steps=log_steps(max_steps, training.log.every, steps_per_epoch),
-        generator=torch.Generator(device=device).manual_seed(seed), on_evaluation=log, perturb=perturb)
+    def align(model, xb, yb):
+        """GradAlign's term on the clean batch, at the batch's scheduled ε."""
+        return training.single_step.grad_align * alignment_penalty(model, xb, yb, eps=current["eps"],
+                                                                   generator=attack_generator)
+
+    result = train(net, Data(train_x, train_y, test_x, test_y), loss="cross_entropy",
+                   batch_size=training.batch_size, max_steps=max_steps,
+                   eval_steps=log_steps(max_steps, training.log.every, steps_per_epoch),
+                   generator=torch.Generator(device=device).manual_seed(seed), on_evaluation=log, perturb=perturb,
+                   regulariser=align if method == "grad_align" else None,
+                   **recipe(training, net, device=device, max_steps=max_steps, image_shape=split.meta["image_shape"]))
     net.eval()
     history = pd.DataFrame([{**record, **extra[record["step"]]} for record in result.history],
                            columns=LOG_COLUMNS)

@@ -20,10 +20,9 @@ from ..measures.sensitivity import trajectory_anchors
 from ..measures.stats import bootstrap_correlation
 from ..models import build, from_state, model_spec, num_parameters
 from ..settings import Bootstrap, CapacityTraining, Sensitivity
-from ..train import DTYPES, METRICS, Data, adam_options, resolve_device, train
+from ..train import DTYPES, METRICS, Data, make_optimizer, resolve_device, train
 from ..measures.network import measure_network
 
-OPTIMIZERS = ("adam", "sgd")
 
 
 def standardised_inputs(split: datasets.Split, *, device, dtype):
@@ -33,15 +32,6 @@ def standardised_inputs(split: datasets.Split, *, device, dtype):
                                                  datasets.as_float(split.test_x, device=device, dtype=dtype),
                                                  channels)
     return train_x, test_x
-
-
-def make_optimizer(name: str, parameters, lr: float, device="cpu") -> torch.optim.Optimizer:
-    """Adam, or SGD with momentum 0.9."""
-    if name == "adam":
-        return torch.optim.Adam(parameters, lr=lr, **adam_options(device))
-    if name == "sgd":
-        return torch.optim.SGD(parameters, lr=lr, momentum=0.9)
-    raise ValueError(f"unknown optimizer {name!r}; allowed: {', '.join(OPTIMIZERS)}")
 
 
 def fitted(history: list[dict]) -> str | None:
@@ -65,7 +55,7 @@ def run(split_path: Path, training: CapacityTraining, *, width: int, depth: int,
     model = build(spec).to(device=device, dtype=dtype)
     steps_per_epoch = math.ceil(len(train_x) / batch_size)
     max_steps = training.max_epochs * steps_per_epoch
-    result = train(model, Data(train_x, train_y), make_optimizer(optimizer, model.parameters(), lr, device),
+    result = train(model, Data(train_x, train_y), make_optimizer(optimizer, model.parameters(), lr=lr, device=device),
                    loss="cross_entropy", batch_size=batch_size, max_steps=max_steps,
                    eval_steps=range(0, max_steps + 1, steps_per_epoch),
                    generator=torch.Generator(device=device).manual_seed(seed), should_stop=fitted)

@@ -242,7 +242,7 @@ def run_summaries(runs: list[Path], logs: list[Path], rule: OverfittingRule) -> 
     return pd.DataFrame(rows)
 
 
-STRUCTURE = ("near", "far", "block_index", "long_range")
+STRUCTURE = ("near", "far", "block_index", "long_range", "largest_block")
 
 
 def _matrix(part: pd.DataFrame, value: str = "cka_debiased") -> torch.Tensor:
