@@ -27,7 +27,9 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "workflow"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from machine import gemm_gflops, synchronise  # noqa: E402
 from robustgen import data as datasets  # noqa: E402
 from robustgen import settings as views  # noqa: E402
 from robustgen.config import load  # noqa: E402
@@ -35,23 +37,6 @@ from robustgen.measures.attacks import alignment_penalty, linf_ascent, robust_co
 from robustgen.models import build, num_parameters  # noqa: E402
 from robustgen.stages.adversarial import METHODS, evaluation_attack, network_spec, recipe, training_ascent  # noqa: E402
 from robustgen.train import Data, resolve_device, train  # noqa: E402
-
-
-def gemm_gflops(device: torch.device, n: int = 2048, reps: int = 5) -> float:
-    """The device's float32 matrix-multiply rate (GFLOP/s), the unit beside every timing."""
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
-    a @ b
-    synchronise(device)
-    start = time.perf_counter()
-    for _ in range(reps):
-        a @ b
-    synchronise(device)
-    return 2 * n**3 * reps / (time.perf_counter() - start) / 1e9
-
-
-def synchronise(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def epoch_seconds(method: str, split, x, y, eps: float, training, grid, device) -> float:

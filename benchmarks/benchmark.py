@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "workflow"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from machine import gemm_gflops  # noqa: E402
 from omnigrok_reference import reference_step_seconds, train_reference  # noqa: E402
 from robustgen import data as datasets  # noqa: E402
 from robustgen import settings as views  # noqa: E402
@@ -50,17 +51,6 @@ from robustgen.train import Data, adam_options, train  # noqa: E402
 CONFIG = load([ROOT / "config.yaml"], ["grokking.stop.steps_after=0", "device=cpu"])
 ALPHA, WD, SEED = 8.0, 0.01, 0
 TRAINING = settings(views.GrokkingTraining, CONFIG["grokking"], "grokking")
-
-
-def gemm_gflops(n: int = 2048, reps: int = 5) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        a @ b
-        times.append(time.perf_counter() - start)
-    return 2 * n**3 / statistics.median(times) / 1e9
 
 
 def step_flops(sizes=(784, 200, 200, 10), batch=200) -> float:

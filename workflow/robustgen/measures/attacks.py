@@ -200,14 +200,23 @@ def input_gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: st
     return grad if create_graph else grad.detach()
 
 
+def noisy_gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, generator: torch.Generator,
+                    loss: str = "cross_entropy", clamp: bool = True,
+                    create_graph: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """(∇ₓℓ(x), ∇ₓℓ(x + η)) per point, η ~ U[−ε, ε] drawn from `generator` (x + η kept in [0, 1] with
+    `clamp`); the noisy one differentiable with respect to the parameters with `create_graph`."""
+    eta = (torch.rand(x.shape, generator=generator, dtype=x.dtype, device=x.device) * 2 - 1) * eps
+    clean = input_gradients(model, x, y, loss)
+    noisy = input_gradients(model, (x + eta).clamp(0, 1) if clamp else x + eta, y, loss, create_graph=create_graph)
+    return clean, noisy
+
+
 def gradient_alignment(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
                        generator: torch.Generator, loss: str = "cross_entropy") -> tuple[torch.Tensor, torch.Tensor]:
     """Per point: cos(∇ₓℓ(x), ∇ₓℓ(x + η)) with η ~ U[−ε, ε] (Andriushchenko & Flammarion 2020: it falls
     before catastrophic overfitting), and ‖∇ₓℓ(x)‖₂. A point with a zero gradient has alignment 1 with
     itself only if both are zero; it is returned as NaN and left out of means."""
-    eta = (torch.rand(x.shape, generator=generator, dtype=x.dtype, device=x.device) * 2 - 1) * eps
-    clean = input_gradients(model, x, y, loss)
-    noisy = input_gradients(model, (x + eta).clamp(0, 1), y, loss)
+    clean, noisy = noisy_gradients(model, x, y, eps=eps, generator=generator, loss=loss)
     norms = clean.norm(dim=1)
     cosine = (clean * noisy).sum(dim=1) / (norms * noisy.norm(dim=1))
     return cosine, norms
@@ -219,9 +228,8 @@ def alignment_penalty(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps
     cos(∇ₓℓ(x), ∇ₓℓ(x + η)), η ~ U[−ε, ε] (not clamped to [0, 1], as in the authors' code), differentiable
     with respect to the parameters through the noisy gradient only (the clean one is detached, as theirs);
     points where either gradient is zero are left out."""
-    eta = (torch.rand(x.shape, generator=generator, dtype=x.dtype, device=x.device) * 2 - 1) * eps
-    clean = input_gradients(model, x, y, loss)
-    noisy = input_gradients(model, x + eta, y, loss, create_graph=True)
+    clean, noisy = noisy_gradients(model, x, y, eps=eps, generator=generator, loss=loss, clamp=False,
+                                   create_graph=True)
     clean_norm, noisy_norm = clean.norm(dim=1), noisy.norm(dim=1)
     keep = (clean_norm > 0) & (noisy_norm > 0)
     if not keep.any():
