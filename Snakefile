@@ -16,7 +16,7 @@ include: "workflow/rules/common.smk"
 
 # What a wildcard may match (the paths are templated in common.smk)
 wildcard_constraints:
-    study="grokking|capacity|adversarial",
+    study=r"grokking|capacity|adversarial|representations\.blocks",
     model=MODEL_NAMES,
     method="standard|fgsm|rs_fgsm|n_fgsm|grad_align|pgd",
     eps=r"[0-9][0-9.e+-]*",

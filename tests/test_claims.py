@@ -124,15 +124,16 @@ def test_no_gain_is_not_a_collapse():
 
 
 def test_a_claim_whose_premise_is_not_supported_is_inconclusive():
-    structure = pd.DataFrame([dict(dataset="mnist_embedded", model="cnn_x4", inputs="benign", network=network,
-                                   seed=seed, block_index_minus_untrained=value, far_minus_untrained=0.0)
-                              for seed in range(4)
-                              for network, value in (("standard", -0.01 * (seed + 1)), ("pgd", -0.3))])
-    got = c.evaluate({"representation_structure": structure}, RULE).set_index("id")
+    blocks = pd.DataFrame([dict(dataset="mnist_embedded", train_size=500, model="resnet56_w16_s2", threshold=0.8,
+                                network=network, seed=seed, largest_block_minus_untrained=value)
+                           for seed in range(4)
+                           for network, value in (("untrained", 0), ("standard", -(seed + 1)), ("pgd", -9))])
+    got = c.evaluate({"representation_blocks": blocks}, RULE).set_index("id")
     assert got.loc["study_standard_block_structure", "verdict"] == "contradicted"  # no block structure to lose
-    assert got.loc["cianfarani_block_structure", "ci_high"] < 0  # PGD's index is lower in every seed ...
+    assert got.loc["cianfarani_block_structure", "ci_high"] < 0  # PGD's block is smaller in every seed ...
     assert got.loc["cianfarani_block_structure", "verdict"] == "inconclusive"  # ... but there was nothing to lose
     assert "premise" in got.loc["cianfarani_block_structure", "note"]
+    assert got.loc["study_standard_block_structure", "estimate"] == pytest.approx(-2.5)
 
 
 def test_long_runs_are_the_configured_groups_not_the_longest_runs():

@@ -18,7 +18,8 @@ PLANS = {  # config: (its targets, the jobs its paper's grid needs)
     "omnigrok_walker": (["stage_robustness", "stage_sensitivity", "stage_delayed"],
                         {"train_grokking": 2 * 3, "extract_checkpoints": 6, "measure_delayed": 6}),
     "novak_scale": (["stage_capacity"], {"train_capacity": 6 * 5 * 2 * 3 * 3 * 2}),
-    "cianfarani": (["stage_representations"], {"train_adversarial": 3 * 3, "compare_representations": 1}),
+    "cianfarani": (["stage_representations"], {"train_adversarial": 3 * 3, "compare_representations": 1,
+                                               "train_block_network": 2 * 10}),  # the block networks' default
     # per seed: standard once, 5 methods × 8 radii, 3 β > 0 of the feature sweep; probes at ε = 8/255
     "ortiz_wong": (["stage_adversarial"], {"train_adversarial": 3 * (1 + 5 * 8 + 3), "probe_adversarial": 3 * (1 + 5 + 3)}),
 }
@@ -77,3 +78,6 @@ def test_tiny_cianfarani_compares_wide_resnet_representations(workflow_factory, 
     layers = pd.read_csv(results / "tables" / "representation_layers.csv")
     assert len(layers)
     assert (results / "figures" / "cifar10" / "representation_heatmaps.png").stat().st_size > 0
+    blocks = pd.read_csv(results / "tables" / "representation_blocks.csv")  # on the embedded MNIST, offline
+    assert set(blocks.model) == {"resnet8_w4_s2"} and len(blocks) == 2 * 3
+    assert (results / "figures" / "mnist_embedded" / "representation_blocks.png").stat().st_size > 0

@@ -216,7 +216,7 @@ def _store(directory, method, seed, steps, spec, eps=0.3):
         torch.manual_seed(zlib.crc32(f"{method} {seed} {which}".encode()))
         networks[which] = dict(step=step, state_dict=build(spec).state_dict())
     atomic_torch_save(dict(model_spec=spec, networks=networks), directory / "networks.pt")
-    write_json(dict(settings=dict(model="cnn", method=method, eps=eps, seed=seed, dtype="float32"),
+    write_json(dict(settings=dict(model="cnn", method=method, eps=eps, beta=0.0, seed=seed, dtype="float32"),
                     data=dict(dataset="mnist_embedded"), evaluation_images=[10, 19],
                     evaluation={k: dict(step=v) for k, v in steps.items()}), directory / "run.json")
     return directory / "run.json", directory / "networks.pt"
@@ -331,3 +331,91 @@ def test_the_control_is_the_initialisation_the_adversarial_stage_trains_from(tmp
     assert stored.keys() == init.keys() and all(torch.equal(stored[k], init[k]) for k in init)
     other = initial_network(blob["model_spec"], 4, device="cpu", dtype=torch.float32).state_dict()
     assert not all(torch.equal(stored[k], other[k]) for k in init)
+
+
+# --- block structure at depth ---------------------------------------------------------------------------------
+
+def _block_settings(**changes):
+    from robustgen.sections import RepresentationsBlocksPgd
+    from robustgen.settings import BlockTraining
+
+    values = dict(model="resnet8_w4_s2", epsilon=0.1, epochs=2, batch_size=32, lr=0.05, momentum=0.9,
+                  weight_decay=5e-4, pgd=RepresentationsBlocksPgd(steps=2, step=0.5), evaluation_images=20,
+                  evaluation_steps=2)
+    return BlockTraining(**(values | changes))
+
+
+def test_block_networks_start_from_the_seeds_control_and_are_scored_against_it(tmp_path):
+    from robustgen.data import save_split
+    from robustgen.io import load_file
+    from robustgen.settings import BlockComparison
+    from robustgen.stages.representations import (block_structure, blocks_table, initial_network,
+                                                  train_block_network)
+
+    b = _block_settings()
+    split_path = tmp_path / "split.pt"
+    save_split(load_embedded_mnist(train_size=60, split_seed=0, subset="balanced"), split_path)
+    runs, networks = [], []
+    for method in ("standard", "pgd"):
+        run, net = tmp_path / f"{method}.json", tmp_path / f"{method}.pt"
+        summary = train_block_network(split_path, b, method=method, seed=3, device="cpu", run_path=run,
+                                      networks_path=net)
+        assert summary["steps"] == 2 * 2  # two epochs of ⌈60 / 32⌉ batches
+        runs.append(run), networks.append(net)
+    # the control is the trained network's own initialisation: with a vanishing learning rate, training leaves
+    # every weight where the control has it
+    still = tmp_path / "still.pt"
+    train_block_network(split_path, _block_settings(lr=1e-12, weight_decay=0.0), method="standard", seed=3,
+                        device="cpu", run_path=tmp_path / "still.json", networks_path=still)
+    blob = load_file(still, "cpu")
+    start = initial_network(blob["model_spec"], 3, device="cpu", dtype=torch.float32)
+    trained = blob["networks"]["final"]["state_dict"]
+    weights = dict(start.named_parameters())
+    assert len(weights) > 20 and all(torch.allclose(w, trained[k], atol=1e-9) for k, w in weights.items())
+    first = next(iter(weights))  # while the standard network above moved away from it
+    assert not torch.allclose(weights[first], load_file(networks[0], "cpu")["networks"]["final"]["state_dict"][first])
+    scalars, cells = block_structure(split_path, runs, networks, BlockComparison(images=40, threshold=0.8), "cpu")
+    assert list(scalars["network"]) == ["untrained", "standard", "pgd"]
+    assert scalars["largest_block"].between(1, scalars["layers"]).all()
+    assert np.isnan(scalars.loc[0, "clean_acc"]) and scalars["clean_acc"].iloc[1:].between(0, 1).all()
+    # the matrices are those the scalars were read from: symmetric, 1 on the diagonal
+    m = cells[cells["network"] == "pgd"].pivot(index="layer_a", columns="layer_b", values="cka_debiased")
+    assert np.allclose(m.to_numpy(), m.to_numpy().T) and np.allclose(np.diag(m.to_numpy()), 1)
+    # a second run of the same seed is the same network (the seed is the whole draw)
+    again = tmp_path / "again.pt"
+    train_block_network(split_path, b, method="pgd", seed=3, device="cpu", run_path=tmp_path / "again.json",
+                        networks_path=again)
+    assert all(torch.equal(v, load_file(again, "cpu")["networks"]["final"]["state_dict"][k])
+               for k, v in load_file(networks[1], "cpu")["networks"]["final"]["state_dict"].items())
+    scalars.to_csv(tmp_path / "seed3.csv", index=False)
+    other = scalars.assign(seed=4, largest_block=[2, 7, 3])
+    other.to_csv(tmp_path / "seed4.csv", index=False)
+    table = blocks_table([tmp_path / "seed3.csv", tmp_path / "seed4.csv"])
+    seed4 = table[table["seed"] == 4].set_index("network")["largest_block_minus_untrained"]
+    assert seed4.to_dict() == {"untrained": 0, "standard": 5, "pgd": 1}
+
+
+def test_a_block_network_refuses_a_method_it_does_not_train(tmp_path):
+    from robustgen.stages.representations import train_block_network
+
+    with pytest.raises(ValueError, match="standard or with pgd, not 'fgsm'"):
+        train_block_network(tmp_path / "none.pt", _block_settings(), method="fgsm", seed=0, device="cpu",
+                            run_path=tmp_path / "r.json", networks_path=tmp_path / "n.pt")
+
+
+def test_the_untrained_control_normalises_with_its_training_images_statistics():
+    from robustgen.models import calibrate_batchnorm
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 3, 3), nn.BatchNorm2d(3), nn.ReLU(), nn.Flatten(), nn.Linear(3 * 26 * 26, 10))
+    x = torch.rand(600, 1, 28, 28) * 5 + 2  # far from mean 0, variance 1
+    calibrate_batchnorm(net, x, batch_size=200)
+    features = net[0](x)
+    # three equal batches: the running mean is the mean over all images; the variance the mean of the batches'
+    # unbiased variances
+    assert torch.allclose(net[1].running_mean, features.mean(dim=(0, 2, 3)), atol=1e-5)
+    variances = torch.stack([c.transpose(0, 1).flatten(1).var(dim=1) for c in features.split(200)]).mean(0)
+    assert torch.allclose(net[1].running_var, variances, rtol=1e-4)
+    assert not net.training and net[1].momentum == 0.1  # eval mode, BatchNorm's own momentum back
+    normalised = net[1](features)  # what eval mode computes: per channel mean ≈ 0 and variance ≈ 1
+    assert normalised.mean(dim=(0, 2, 3)).abs().max() < 1e-3

@@ -18,10 +18,11 @@ from robustgen.settings import SettingsError, build, leaf_keys, slice_of
 from robustgen.steps import HAND_ONLY, STEPS
 
 ROOT = Path(__file__).resolve().parents[1]
-STUDIES = ("grokking", "capacity", "adversarial")
+STUDIES = ("grokking", "capacity", "adversarial", "representations.blocks")
 # what the workflow itself reads to fan the study out (common.smk builds these)
 FAN_OUT = {"grokking": settings.GrokkingGrid, "capacity": settings.CapacityGrid,
-           "adversarial": settings.AdversarialGrid, "representations": settings.RepresentationGrid}
+           "adversarial": settings.AdversarialGrid, "representations": settings.RepresentationGrid,
+           "representations.blocks": settings.BlockGrid}
 
 
 def _schema_leaves(node=None, prefix=""):
@@ -86,7 +87,7 @@ def test_shipped_configs_validate(overlay):
     files = [ROOT / "config.yaml"] + ([ROOT / overlay] if overlay else [])
     config = load(files)
     for section, kind in FAN_OUT.items():
-        build(kind, config[section], section)
+        build(kind, settings.section_of(config, section), section)
 
 
 def test_build_takes_exactly_the_keys_and_names_a_missing_one():

@@ -67,7 +67,8 @@ FIGURES = ("grokking_curves", "grokking_steps_to_generalise", "robustness_histog
            "robustness_random_vs_adversarial", "robustness_accuracy", "sensitivity_comparison", "sensitivity_trajectory",
            "sensitivity_slices", "cka_heatmaps", "cka_by_layer", "cka_trajectory", "capacity_generalisation",
            "capacity_sensitivity", "adversarial_co", "adversarial_curves", "adversarial_feature", "adversarial_probes",
-           "representation_heatmaps", "representation_structure", "representation_layers", "representation_grokking")
+           "representation_heatmaps", "representation_structure", "representation_layers", "representation_grokking",
+           "representation_blocks")
 
 
 def test_figures_are_real_png_and_pdf(smoke):
@@ -150,7 +151,8 @@ def test_changing_a_training_knob_reruns_training(smoke):
     assert jobs["train_grokking"] == 3 and "prepare_data" not in jobs and "train_capacity" not in jobs
     jobs = smoke.planned_jobs("--configfile", SMOKE, "--config", "data={split_seed: 1}")
     # every study's split depends on the split seed
-    assert jobs["prepare_data"] == 3 and jobs["train_grokking"] == 3 and jobs["train_capacity"] == 4
+    assert jobs["prepare_data"] == 4 and jobs["train_grokking"] == 3 and jobs["train_capacity"] == 4
+    assert jobs["train_block_network"] == 4  # the block networks have a split of their own
     # the adversarial stage's 5 runs and the representation stage's 8 more (its seed-0 FGSM and PGD runs are
     # the adversarial stage's own: one run, two readers)
     assert jobs["train_adversarial"] == 13
@@ -418,6 +420,40 @@ def test_representation_knobs_rerun_only_what_reads_them(smoke):
     assert jobs == {"train_adversarial": 5, "compare_representations": 1, "place_grokking": 1,
                     "grokking_placement_figure": 1, "representation_tables": 1, "representation_figures": 1,
                     "claims": 1, "all": 1}
+
+
+def test_block_knobs_rerun_only_what_reads_them(smoke):
+    jobs = smoke.planned_jobs("--configfile", SMOKE, "--config", "representations={blocks: {threshold: 0.7}}")
+    assert jobs == {"block_structure": 2, "block_tables": 1, "block_figure": 1, "claims": 1, "all": 1}
+    jobs = smoke.planned_jobs("--configfile", SMOKE, "--config", "representations={blocks: {seeds: [0, 1, 2]}}")
+    assert jobs == {"train_block_network": 2, "block_structure": 1, "block_tables": 1, "block_figure": 1,
+                    "claims": 1, "all": 1}
+    jobs = smoke.planned_jobs("--configfile", SMOKE, "--config", "representations={blocks: {lr: 0.02}}")
+    assert jobs == {"train_block_network": 4, "block_structure": 2, "block_tables": 1, "block_figure": 1,
+                    "claims": 1, "all": 1}
+
+
+def test_block_table_is_the_largest_block_recomputed_by_hand(smoke):
+    from robustgen.data import as_float, read_split
+    from robustgen.io import load_file, read_json
+    from robustgen.measures.similarity import Representation, hidden_and_output, largest_block
+    from robustgen.models import from_state
+
+    results = smoke.workdir / "results"
+    blocks = pd.read_csv(results / "tables" / "representation_blocks.csv")
+    assert len(blocks) == 2 * 3 and set(blocks.network) == {"untrained", "standard", "pgd"}
+    assert (blocks.loc[blocks.network == "untrained", "largest_block_minus_untrained"] == 0).all()
+    run_dir = results / "representations" / "blocks" / "mnist_embedded" / "resnet8_w4_s2" / "pgd_seed1"
+    blob, run = load_file(run_dir / "networks.pt", "cpu"), read_json(run_dir / "run.json")
+    net = from_state(blob["model_spec"], blob["networks"]["final"]["state_dict"]).eval()
+    split = read_split(results / "data" / "representations.blocks" / "mnist_embedded.pt")
+    assert len(split.train_x) == 60 and split.train_y.bincount().tolist() == [6] * 10  # class-balanced
+    first = run["evaluation_images"][1] + 1
+    own = Representation(list(hidden_and_output(net, as_float(split.test_x[first:first + 40])).values()),
+                         estimator="debiased")
+    row = blocks[(blocks.seed == 1) & (blocks.network == "pgd")].iloc[0]
+    assert row.largest_block == largest_block(own.cka(own), 0.8)
+    assert row.pgd_acc == run["evaluation"]["final"]["pgd_acc"]
 
 
 def test_delayed_stage_follows_long_and_penalised_runs_and_a_measure_recomputed_by_hand(smoke):

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from .config import ConfigError, load
-from .settings import Knob, SettingsError, build, is_view, leaf_keys, slice_of
+from .settings import Knob, SettingsError, build, is_view, leaf_keys, section_of, slice_of
 from .steps import COMPUTE, STEPS
 
 # --- what a step's arguments are -------------------------------------------------------------------------------
@@ -231,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {err}", file=sys.stderr)
             return 2
     given = {arg: getattr(args, arg) for arg, (_, knob) in arguments(fn).items() if knob is None}
-    knobs = {arg: config[section] for arg, section in sections(fn, given).items() if section in config}
+    found = {arg: section_of(config, section) for arg, section in sections(fn, given).items()}
+    knobs = {arg: value for arg, value in found.items() if value is not None}
     return call(name, given, knobs, threads=getattr(args, "threads", None),
                 deterministic=bool(config.get("deterministic", False)))
 

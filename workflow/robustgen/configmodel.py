@@ -382,8 +382,36 @@ class RepresentationsBootstrap(Section):
     seed: int = Field(default=0, ge=0, description='seed of the bootstrap')
 
 
+class RepresentationsBlocksPgd(Section):
+    """PGD-k training of the block networks: uniform start, k steps of step·ε"""
+
+    steps: int = Field(default=2, ge=1, description='steps of PGD-k training')
+    step: float = Field(default=0.5, gt=0, description='PGD-k training step, as a fraction of epsilon')
+
+
+class RepresentationsBlocks(Section):
+    """block structure at depth (docs/protocols.md §7.2): a CIFAR-style ResNet with BatchNorm trained standard and with PGD-k on few images (SGD with Nesterov momentum, one learning-rate cycle), beside each seed's untrained network (the control); the block scalar: the most consecutive layers whose every pair has debiased CKA above `threshold`"""
+
+    dataset: Literal['mnist_embedded', 'mnist', 'fashion_mnist', 'cifar10', 'cifar100'] = Field(default='mnist_embedded', description='dataset of the block networks (mnist_embedded offline; torchvision sets are downloaded once)')
+    train_size: int = Field(default=500, ge=1, description='training images of every block network')
+    train_subset: Literal['first', 'balanced'] = Field(default='balanced', description='which training images: first, or balanced (a class-balanced draw with data.split_seed)')
+    model: str = Field(default='resnet56_w16_s2', pattern=MODEL_PATTERN, description=ARCHITECTURE_HELP)
+    seeds: list[Annotated[int, Field(ge=0)]] = Field(default=[0, 1, 2, 3, 4, 5, 6, 7, 8, 9], min_length=2, json_schema_extra={'uniqueItems': True}, description='seeds of the block networks (each: an untrained, a standard and a PGD network)')
+    epsilon: float = Field(default=0.1, gt=0, le=1, description='L-inf training radius of the PGD networks (and of their evaluation)')
+    epochs: int = Field(default=20, ge=1, description='training epochs of every block network')
+    batch_size: int = Field(default=128, ge=1, description='minibatch size')
+    lr: float = Field(default=0.05, gt=0, description='peak learning rate of the one cycle (linear 0 -> lr at half of training -> 0)')
+    momentum: float = Field(default=0.9, ge=0, lt=1, description='Nesterov momentum of SGD')
+    weight_decay: float = Field(default=5e-4, ge=0, description='L2 weight decay added to the gradient')
+    pgd: RepresentationsBlocksPgd = Field(default_factory=RepresentationsBlocksPgd)
+    evaluation_images: int = Field(default=200, ge=1, description='test images of the final clean and PGD accuracy (the first this-many)')
+    evaluation_steps: int = Field(default=10, ge=1, description='steps of the evaluation PGD (uniform start, steps of epsilon/4)')
+    images: int = Field(default=1000, ge=4, description='compared test images, those after the evaluation images')
+    threshold: float = Field(default=0.8, gt=0, lt=1, description='a block: consecutive layers whose every pair has debiased CKA above this')
+
+
 class Representations(Section):
-    """Robust vs standard representations (Cianfarani et al.; docs/protocols.md §7): layer × layer CKA (heatmaps: similarity.*; every scalar: debiased linear CKA) of standard, PGD-trained and FGSM-trained networks (best and final: before and after catastrophic overfitting) of one deeper architecture and of each seed's untrained initialisation (the control), trained by the adversarial stage's rule on its data and with its training knobs (adversarial.*); and the grokking checkpoints beside the grokking MLP's own family."""
+    """Robust vs standard representations (Cianfarani et al.; docs/protocols.md §7): layer × layer CKA (heatmaps: similarity.*; every scalar: debiased linear CKA) of standard, PGD-trained and FGSM-trained networks (best and final: before and after catastrophic overfitting) of one deeper architecture and of each seed's untrained initialisation (the control), trained by the adversarial stage's rule on its data and with its training knobs (adversarial.*); the grokking checkpoints beside the grokking MLP's own family; and block structure at depth (representations.blocks: a ResNet of its own, trained standard and with PGD, beside each seed's untrained network)."""
 
     model: str = Field(default='cnn_x4', pattern=MODEL_PATTERN, description=ARCHITECTURE_HELP)
     epsilon: float = Field(default=0.2, gt=0, le=1, description='L-inf training radius of the PGD and FGSM networks, and the radius of the PGD inputs')
@@ -392,6 +420,7 @@ class Representations(Section):
     pgd_inputs: RepresentationsPgdInputs = Field(default_factory=RepresentationsPgdInputs)
     grokking: RepresentationsGrokking = Field(default_factory=RepresentationsGrokking)
     bootstrap: RepresentationsBootstrap = Field(default_factory=RepresentationsBootstrap)
+    blocks: RepresentationsBlocks = Field(default_factory=RepresentationsBlocks)
 
 
 class DelayedComplexity(Section):

@@ -146,6 +146,8 @@ SWITCHES = {  # the config key that picks each study's dataset, and the one-line
     "grokking": ("grokking.datasets", f'snakemake --cores 2 --config "grokking={{datasets: [{EMBEDDED}]}}"'),
     "capacity": ("capacity.dataset", f'snakemake --cores 2 --config "capacity={{dataset: {EMBEDDED}}}"'),
     "adversarial": ("adversarial.dataset", f'snakemake --cores 2 --config "adversarial={{dataset: {EMBEDDED}}}"'),
+    "representations.blocks": ("representations.blocks.dataset",
+                               f'snakemake --cores 2 --config "representations={{blocks: {{dataset: {EMBEDDED}}}}}"'),
 }
 
 

@@ -226,6 +226,27 @@ def from_state(spec: dict, state_dict: dict, *, device="cpu", dtype: torch.dtype
 
 
 @torch.no_grad()
+def calibrate_batchnorm(model: nn.Module, x: torch.Tensor, batch_size: int = 500) -> nn.Module:
+    """Set every BatchNorm's running statistics to the average over `x`'s batches of the statistics it computes
+    there (train mode, no update of any weight), then eval mode: an untrained network as training meets it at
+    step 0, each BatchNorm normalising with data statistics. With fresh running statistics (mean 0, variance 1)
+    an untrained network's BatchNorms are the identity in eval mode: another function than the one training
+    starts from. A network without BatchNorm is left as it is."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if norms:
+        momenta = [m.momentum for m in norms]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # a cumulative average over the batches
+        model.train()
+        for chunk in x.split(batch_size):
+            model(chunk)
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+    return model.eval()
+
+
+@torch.no_grad()
 def scale_init_(model: nn.Module, alpha: float) -> nn.Module:
     """Multiply every parameter (weights and biases) by `alpha` in place (Omnigrok's init scale)."""
     for p in model.parameters():

@@ -380,12 +380,47 @@ class RepresentationsBootstrap:
 
 
 @dataclasses.dataclass(frozen=True)
+class RepresentationsBlocksPgd:
+    """PGD-k training of the block networks: uniform start, k steps of step·ε"""
+
+    steps: int
+    step: float
+
+
+@dataclasses.dataclass(frozen=True)
+class RepresentationsBlocks:
+    """block structure at depth (docs/protocols.md §7.2): a CIFAR-style ResNet with BatchNorm trained standard and
+    with PGD-k on few images (SGD with Nesterov momentum, one learning-rate cycle), beside each seed's untrained
+    network (the control); the block scalar: the most consecutive layers whose every pair has debiased CKA above
+    `threshold`"""
+
+    dataset: str
+    train_size: int
+    train_subset: str
+    model: str
+    seeds: list[int]
+    epsilon: float
+    epochs: int
+    batch_size: int
+    lr: float
+    momentum: float
+    weight_decay: float
+    pgd: RepresentationsBlocksPgd
+    evaluation_images: int
+    evaluation_steps: int
+    images: int
+    threshold: float
+
+
+@dataclasses.dataclass(frozen=True)
 class Representations:
     """Robust vs standard representations (Cianfarani et al.; docs/protocols.md §7): layer × layer CKA (heatmaps:
     similarity.*; every scalar: debiased linear CKA) of standard, PGD-trained and FGSM-trained networks (best and
     final: before and after catastrophic overfitting) of one deeper architecture and of each seed's untrained
     initialisation (the control), trained by the adversarial stage's rule on its data and with its training knobs
-    (adversarial.*); and the grokking checkpoints beside the grokking MLP's own family."""
+    (adversarial.*); the grokking checkpoints beside the grokking MLP's own family; and block structure at depth
+    (representations.blocks: a ResNet of its own, trained standard and with PGD, beside each seed's untrained
+    network)."""
 
     model: str
     epsilon: float
@@ -394,6 +429,7 @@ class Representations:
     pgd_inputs: RepresentationsPgdInputs
     grokking: RepresentationsGrokking
     bootstrap: RepresentationsBootstrap
+    blocks: RepresentationsBlocks
 
 
 @dataclasses.dataclass(frozen=True)

@@ -49,6 +49,16 @@ def build(kind, value, where: str):
     return kind(**{name: build(sub, value[name], f"{where}.{name}") for name, sub in _fields(kind)})
 
 
+def section_of(config: Mapping, dotted: str):
+    """The config section at dotted key `dotted` (e.g. representations.blocks), or None where it is missing."""
+    value = config
+    for part in dotted.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
 def slice_of(kind, value):
     """The part of a config section (or a scalar) that `kind` reads, as plain values."""
     if not is_view(kind):
@@ -433,6 +443,41 @@ class EllipseSampling:
 # --- robust vs standard representations ---------------------------------------------------------------------
 
 GrokkingFamily = sections.RepresentationsGrokking  # the whole section
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockGrid:
+    """representations.blocks.*: the block networks the workflow fans out (the training images: TrainingSet)."""
+
+    dataset: str
+    model: str
+    seeds: list[int]
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockTraining:
+    """representations.blocks.*: how a block network is trained and evaluated (its method and seed: its
+    identity; its data: the study's split)."""
+
+    model: str
+    epsilon: float
+    epochs: int
+    batch_size: int
+    lr: float
+    momentum: float
+    weight_decay: float
+    pgd: sections.RepresentationsBlocksPgd
+    evaluation_images: int
+    evaluation_steps: int
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockComparison:
+    """representations.blocks.*: on how many test images (after the evaluation images) the networks of a seed are
+    compared, and what counts as a block."""
+
+    images: int
+    threshold: float
 
 
 @dataclasses.dataclass(frozen=True)

@@ -515,6 +515,53 @@ def representation_figures(*, cka: Path, structure: Path, layers: Path, heatmaps
     save_figure(figures.layers_plot(per_layer), layers_figure, layers_figure_pdf)
 
 
+@step(compute=True)
+def train_block_network(*, data: Path, run_json: Path, networks: Path, method: str, seed: int,
+                        blocks: Annotated[views.BlockTraining, Knob("representations.blocks")], device: Device) -> None:
+    """One block network (representations.blocks): standard or PGD-trained, and its final accuracies."""
+    from .stages.representations import train_block_network as train
+
+    summary = train(data, blocks, method=method, seed=seed, device=device, run_path=run_json, networks_path=networks)
+    print(f"{method} seed {seed}: {summary['evaluation']['final']} after {summary['wall_seconds']:.0f} s")
+
+
+@step(compute=True)
+def block_structure(*, data: Path, runs: list[Path], networks: list[Path], structure: Path, matrices: Path,
+                    blocks: Annotated[views.BlockComparison, Knob("representations.blocks")], device: Device) -> None:
+    """One seed's untrained, standard and PGD network: layer × layer debiased CKA and its structure scalars."""
+    from .io import write_csv
+    from .stages.representations import block_structure as measure
+
+    scalars, cells = measure(data, runs, networks, blocks, device)
+    write_csv(cells, matrices)
+    write_csv(scalars, structure)
+    print(scalars.to_string(index=False))
+
+
+@step()
+def block_tables(*, structures: list[Path], table: Path) -> None:
+    """representation_blocks.csv: every seed's block scalars, each beside its untrained control."""
+    from .io import write_csv
+    from .stages.representations import blocks_table
+
+    blocks = blocks_table(structures)
+    write_csv(blocks, table)
+    print(blocks.to_string(index=False))
+
+
+@step()
+def block_figure(*, table: Path, matrices: list[Path], dataset: str, figure: Path, figure_pdf: Path) -> None:
+    """The block scalar per seed (untrained, standard, PGD) and one seed's CKA heatmaps."""
+    import pandas as pd
+
+    from .figures import representations as figures
+    from .io import save_figure
+
+    blocks = pd.read_csv(table)
+    save_figure(figures.blocks_plot(blocks[blocks["dataset"] == dataset], [pd.read_csv(p) for p in matrices]),
+                figure, figure_pdf)
+
+
 @step()
 def grokking_placement_figure(*, placed: Path, trajectory: Path, dataset: str, grokking: Path,
                               grokking_pdf: Path) -> None:

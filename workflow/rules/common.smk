@@ -10,7 +10,7 @@ sys.path.insert(0, str(Path(workflow.basedir, "workflow").resolve()))
 
 from robustgen import settings as views
 from robustgen.config import tag, validate
-from robustgen.settings import ARCHITECTURE, build, slice_of
+from robustgen.settings import ARCHITECTURE, build, section_of, slice_of
 
 MODEL_NAMES = re.sub(r"\?P<\w+>", "", ARCHITECTURE)  # the {model} wildcard: every architecture name
 
@@ -26,6 +26,9 @@ ADVERSARIAL = build(views.AdversarialGrid, config["adversarial"], "adversarial")
 REPRESENTATIONS = build(
     views.RepresentationGrid, config["representations"], "representations"
 )
+BLOCKS = build(
+    views.BlockGrid, config["representations"]["blocks"], "representations.blocks"
+)
 
 STEP = "../scripts/step.py"  # every rule's script, relative to its rule file
 ENV = "../../envs/robustgen.yaml"  # every rule's software
@@ -36,10 +39,10 @@ def knobs(view, section):
     argument: a change there reruns the step, a change anywhere else does not. A section named by a wildcard
     ("{study}") gives a function of the job's wildcards."""
     if "{" not in section:
-        return slice_of(view, config[section])
+        return slice_of(view, section_of(config, section))
 
     def of_job(wildcards):
-        return slice_of(view, config[section.format(**dict(wildcards.items()))])
+        return slice_of(view, section_of(config, section.format(**dict(wildcards.items()))))
 
     return of_job
 
@@ -78,6 +81,8 @@ GROKKING_DATA = "results/data/grokking/{dataset}.pt"
 CAPACITY_DATA = "results/data/capacity/{dataset}.pt"
 ADVERSARIAL_RUN = "{dataset}/{model}/{method}_eps{eps}_beta{beta}_seed{seed}"
 ADVERSARIAL_DATA = "results/data/adversarial/{dataset}.pt"
+BLOCK_RUN = "{dataset}/{model}/{method}_seed{seed}"
+BLOCK_DATA = "results/data/representations.blocks/{dataset}.pt"
 
 
 def run_path(stage, name):
@@ -107,6 +112,44 @@ def adversarial_path(name):
 
 def adversarial_log(name):
     return f"logs/adversarial/{ADVERSARIAL_RUN}/{name}"
+
+
+def block_path(name):
+    """Template of `name` in a block network's directory (representations.blocks)."""
+    return f"results/representations/blocks/{BLOCK_RUN}/{name}"
+
+
+def block_log(name):
+    return f"logs/representations/blocks/{BLOCK_RUN}/{name}"
+
+
+def block_files(name, seed=None):
+    """`name` of the standard and the PGD network of every seed of representations.blocks (of `seed` alone
+    where given: a function of the job's wildcards when seed is "{seed}")."""
+
+    def files(seeds):
+        return [
+            block_path(name).format(dataset=BLOCKS.dataset, model=BLOCKS.model, method=m, seed=s)
+            for s in seeds
+            for m in ("standard", "pgd")
+        ]
+
+    if seed == "{seed}":
+        return lambda wildcards: files([wildcards.seed])
+    return files(BLOCKS.seeds)
+
+
+BLOCK_STRUCTURE = "results/representations/blocks/{{dataset}}/{{model}}/seed{{seed}}_{name}.csv"
+
+
+def block_structure_files(name="structure"):
+    """Every seed's block-structure scalars (`structure`) or CKA matrices (`cka`)."""
+    return [
+        BLOCK_STRUCTURE.format(name=name).format(
+            dataset=BLOCKS.dataset, model=BLOCKS.model, seed=s
+        )
+        for s in BLOCKS.seeds
+    ]
 
 
 def grokking_runs():
@@ -319,6 +362,7 @@ TABLES = {
         "representation_structure",
         "representation_summary",
         "representation_layers",
+        "representation_blocks",
     ]
     + (
         ["representation_grokking", "representation_grokking_trajectory"]
@@ -409,11 +453,20 @@ def stage_outputs(stage):
         "adversarial": [ADVERSARIAL.dataset],
         "representations": [ADVERSARIAL.dataset],
     }.get(stage, GROKKING.datasets)
-    return [f"results/tables/{name}.csv" for name in TABLES[stage]] + [
-        f"results/figures/{dataset}/{name}.png"
-        for dataset in datasets
-        for name in FIGURES[stage]
-    ]
+    blocks = (
+        [f"results/figures/{BLOCKS.dataset}/representation_blocks.png"]
+        if stage == "representations"
+        else []
+    )
+    return (
+        [f"results/tables/{name}.csv" for name in TABLES[stage]]
+        + [
+            f"results/figures/{dataset}/{name}.png"
+            for dataset in datasets
+            for name in FIGURES[stage]
+        ]
+        + blocks
+    )
 
 
 def study_outputs():

@@ -134,3 +134,89 @@ rule grokking_placement_figure:
         runtime=10,
     script:
         STEP
+
+
+# Block structure at depth (representations.blocks): a CIFAR-style ResNet trained standard and with PGD-k per seed
+# on its own few training images, each seed's untrained network the control.
+
+
+rule train_block_network:
+    input:
+        data=BLOCK_DATA,
+    output:
+        run_json=block_path("run.json"),
+        networks=block_path("networks.pt"),
+    log:
+        block_log("train.log"),
+    conda:
+        ENV
+    threads: 1
+    resources:
+        gpu=GPU,
+        mem_mb=3000,
+        runtime=30,
+    params:
+        blocks=knobs(views.BlockTraining, "representations.blocks"),
+        device=config["device"],
+    script:
+        STEP
+
+
+rule block_structure:
+    input:
+        data=BLOCK_DATA,
+        runs=block_files("run.json", seed="{seed}"),
+        networks=block_files("networks.pt", seed="{seed}"),
+    output:
+        structure=BLOCK_STRUCTURE.format(name="structure"),
+        matrices=BLOCK_STRUCTURE.format(name="cka"),
+    log:
+        "logs/representations/blocks/{dataset}/{model}/seed{seed}_structure.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        gpu=GPU,
+        mem_mb=3000,
+        runtime=20,
+    params:
+        blocks=knobs(views.BlockComparison, "representations.blocks"),
+        device=config["device"],
+    script:
+        STEP
+
+
+rule block_tables:
+    input:
+        structures=block_structure_files(),
+    output:
+        table=results_table("representation_blocks", "Robust vs standard representations"),
+    log:
+        "logs/tables/representation_blocks.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        STEP
+
+
+rule block_figure:
+    input:
+        table="results/tables/representation_blocks.csv",
+        matrices=block_structure_files("cka"),
+    output:
+        figure=figure("representation_blocks", "Robust vs standard representations"),
+        figure_pdf=figure_pdf("representation_blocks"),
+    log:
+        "logs/figures/{dataset}/representation_blocks.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        STEP

@@ -167,3 +167,51 @@ def grokking_plot(placed: pd.DataFrame, trajectory: pd.DataFrame) -> plt.Figure:
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     return fig
+
+
+BLOCK_LABELS = {"untrained": "untrained (control)", "standard": "standard", "pgd": "PGD"}
+
+
+def blocks_plot(blocks: pd.DataFrame, matrices: list[pd.DataFrame]) -> plt.Figure:
+    """Left: each seed's largest block (consecutive layers whose every pair has debiased CKA above the
+    threshold) for its untrained, standard and PGD network, a seed's three joined by a line, the mean over seeds
+    as a bar. Right: the layer × layer debiased CKA of the three networks of one seed, the one whose standard
+    network's control-subtracted block is the median (a typical seed, not the best)."""
+    networks = [n for n in BLOCK_LABELS if n in set(blocks["network"])]
+    fig, axes = plt.subplots(1, 1 + len(networks), figsize=(4.2 + 3.4 * len(networks), 3.8),
+                             gridspec_kw=dict(width_ratios=[1.3] + [1] * len(networks)))
+    ax = axes[0]
+    for seed, rows in blocks.groupby("seed"):
+        rows = rows.set_index("network").reindex(networks)
+        ax.plot(range(len(networks)), rows["largest_block"], color=seed_colour(seed), marker="o", ms=4, lw=0.8,
+                alpha=0.8)
+    for k, network in enumerate(networks):
+        ax.hlines(blocks.loc[blocks["network"] == network, "largest_block"].mean(), k - 0.3, k + 0.3, color="black",
+                  lw=2)
+    ax.set_xticks(range(len(networks)), [BLOCK_LABELS[n] for n in networks], fontsize=8)
+    ax.set_ylabel("largest block (consecutive layers)", fontsize=8)
+    ax.set_title(f"{blocks['model'].iloc[0]}, {blocks['seed'].nunique()} seeds; lines: one seed, bars: mean",
+                 fontsize=8)
+    ax.grid(alpha=0.3)
+    standard = blocks[blocks["network"] == "standard"].sort_values("largest_block_minus_untrained")
+    typical = int(standard["seed"].iloc[(len(standard) - 1) // 2])
+    cells = next((m for m in matrices if not m.empty and int(m["seed"].iloc[0]) == typical), None)
+    image = None
+    for ax, network in zip(axes[1:], networks):
+        part = None if cells is None else cells[cells["network"] == network]
+        if part is None or part.empty:
+            ax.axis("off")
+            continue
+        names = list(dict.fromkeys(part["layer_a"]))
+        matrix = part.pivot(index="layer_a", columns="layer_b", values="cka_debiased").reindex(index=names,
+                                                                                               columns=names)
+        image = cka_image(ax, matrix.to_numpy(), names)
+        every = max(1, len(names) // 8)
+        ax.set_xticks(range(0, len(names), every), names[::every], rotation=90, fontsize=6)
+        ax.set_yticks(range(0, len(names), every), names[::every], fontsize=6)
+        size = int(blocks[(blocks["seed"] == typical) & (blocks["network"] == network)]["largest_block"].iloc[0])
+        ax.set_title(f"{BLOCK_LABELS[network]}, seed {typical} (median)\nlargest block {size} layers", fontsize=8)
+    fig.tight_layout()
+    if image is not None:
+        fig.colorbar(image, ax=axes[1:], shrink=0.8, label="debiased CKA")
+    return fig

@@ -20,15 +20,17 @@ import pandas as pd
 import torch
 
 from .. import data as datasets
-from ..io import load_file, read_json
-from ..measures.attacks import linf_ascent, pgd
-from ..measures.similarity import Representation, gram_linear, hidden_and_output, structure
+from ..evaluation import evaluate
+from ..io import atomic_torch_save, load_file, read_json, write_json
+from ..measures.attacks import linf_ascent, pgd, robust_correct
+from ..measures.similarity import Representation, gram_linear, hidden_and_output, largest_block, structure
 from ..measures.stats import seed_mean
-from ..models import build, from_state
+from ..models import build, calibrate_batchnorm, from_state
 from ..runs import RUN_COLUMNS, milestone_snapshots, open_run, stored_checkpoints
-from ..settings import (Bootstrap, CkaAlongRuns, CkaEstimator, GrokkingPlacement, OverfittingRule,
+from ..settings import (BlockComparison, BlockTraining, Bootstrap, CkaAlongRuns, CkaEstimator, GrokkingPlacement, OverfittingRule,
                         RepresentationComparison)
-from ..train import DTYPES, resolve_device
+from ..train import DTYPES, Data, lr_schedule, make_optimizer, resolve_device, train
+from .adversarial import inputs as run_inputs, network_spec, stream
 from ..measures.overfitting import detect_overfitting, schedule
 
 # The compared networks of a seed: standard training's final network; for PGD and FGSM training the final
@@ -71,19 +73,23 @@ def kept_networks(method: str, steps: dict[str, int | None]) -> dict[str, str]:
     return kept
 
 
-def initial_network(spec: dict, seed: int, *, device, dtype) -> torch.nn.Module:
+def initial_network(spec: dict, seed: int, *, device, dtype, calibration: torch.Tensor | None = None) -> torch.nn.Module:
     """The initialisation of every run of `seed`, drawn as the adversarial stage's run() draws it
-    (torch.manual_seed(seed), build(spec) on the CPU, then cast), without moving the global generator."""
+    (torch.manual_seed(seed), build(spec) on the CPU, then cast), without moving the global generator; with
+    `calibration` (the runs' training images), its BatchNorm statistics those of the images at initialisation
+    (`models.calibrate_batchnorm`), as the trained networks' are those of their training images."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = build(spec)
-    return net.to(device=device, dtype=dtype).eval()
+    net = net.to(device=device, dtype=dtype)
+    return calibrate_batchnorm(net, calibration.to(device=device, dtype=dtype)) if calibration is not None else net.eval()
 
 
 def trained_networks(runs: list[Path], networks: list[Path], device,
-                     untrained: bool = False) -> dict[tuple[str, int], torch.nn.Module]:
-    """{(network name, seed): network} of the compared runs (see NETWORKS); with `untrained`, also each seed's
-    initialisation (UNTRAINED), in the stored networks' dtype."""
+                     calibration: torch.Tensor | None = None) -> dict[tuple[str, int], torch.nn.Module]:
+    """{(network name, seed): network} of the compared runs (see NETWORKS); given the runs' training images
+    (`calibration`), also each seed's initialisation (UNTRAINED), in the stored networks' dtype, its BatchNorm
+    statistics (if any) those of the images (`initial_network`)."""
     found = {}
     for run_json, networks_path in zip(runs, networks, strict=True):
         settings = read_json(run_json)["settings"]
@@ -91,10 +97,11 @@ def trained_networks(runs: list[Path], networks: list[Path], device,
         stored = blob["networks"]
         for which, name in kept_networks(settings["method"], {k: v["step"] for k, v in stored.items()}).items():
             found[(name, settings["seed"])] = from_state(blob["model_spec"], stored[which]["state_dict"], device=device)
-        if untrained and (UNTRAINED, settings["seed"]) not in found:
+        if calibration is not None and (UNTRAINED, settings["seed"]) not in found:
             dtype = next(iter(stored["final"]["state_dict"].values())).dtype
             found[(UNTRAINED, settings["seed"])] = initial_network(blob["model_spec"], settings["seed"],
-                                                                   device=device, dtype=dtype)
+                                                                   device=device, dtype=dtype,
+                                                                   calibration=calibration)
     return found
 
 
@@ -139,7 +146,8 @@ def compare(split_path: Path, runs: list[Path], networks: list[Path], s: Represe
     dtype, eps = DTYPES[first["settings"]["dtype"]], first["settings"]["eps"]
     split = datasets.read_split(split_path)
     x, y = comparison_images(split, first, s.images, device=device, dtype=dtype)
-    nets = trained_networks(runs, networks, device, untrained=True)
+    train_x, _ = run_inputs(split, first["settings"]["beta"], device=device, dtype=dtype)  # what the runs trained on
+    nets = trained_networks(runs, networks, device, calibration=train_x)
     seeds = sorted({seed for _, seed in nets})
     attack = pgd(s.pgd_inputs.steps, s.pgd_inputs.step)
     by_inputs: dict[tuple, list] = {}  # (inputs, attacked network or None) → [(against, a, b)]
@@ -166,6 +174,114 @@ def compare(split_path: Path, runs: list[Path], networks: list[Path], s: Represe
                           cka_debiased=debiased[i, j].item())
                      for (i, la), (j, lb) in itertools.product(enumerate(names_a), enumerate(names_b))]
     return pd.DataFrame(rows, columns=CKA_COLUMNS)
+
+
+# --- block structure at depth --------------------------------------------------------------------------------
+
+BLOCK_NETWORKS = ("untrained", "standard", "pgd")
+BLOCK_COLUMNS = ("dataset", "train_size", "model", "seed", "network", "clean_acc", "pgd_acc", "layers", "threshold",
+                 "near", "far", "block_index", "long_range", "largest_block")
+
+
+def train_block_network(split_path: Path, b: BlockTraining, *, method: str, seed: int, device: str,
+                        run_path: Path, networks_path: Path) -> dict:
+    """One network of representations.blocks (standard, or PGD-k at `b.epsilon`) trained by the study's trainer:
+    SGD with Nesterov momentum, weight decay and one learning-rate cycle, drawn from `seed` as every run of the
+    study draws its network (torch.manual_seed(seed), then build). No log during training (the compared network
+    is the final one); after it, clean and PGD accuracy on the first `b.evaluation_images` test images."""
+    if method not in ("standard", "pgd"):
+        raise ValueError(f"a block network is trained standard or with pgd, not {method!r}")
+    device = resolve_device(device)
+    split = datasets.read_split(split_path)
+    if b.evaluation_images >= len(split.test_x):
+        raise ValueError(f"representations.blocks.evaluation_images = {b.evaluation_images} leaves none of the "
+                         f"{len(split.test_x)} test images of {split.meta['dataset']} to compare; lower it")
+    train_x, train_y = datasets.as_float(split.train_x, device=device), split.train_y.to(device)
+    eval_x = datasets.as_float(split.test_x[:b.evaluation_images], device=device)
+    eval_y = split.test_y[:b.evaluation_images].to(device)
+    spec = network_spec(b.model, split)
+    torch.manual_seed(seed)
+    net = build(spec).to(device)
+    max_steps = b.epochs * math.ceil(len(train_x) / b.batch_size)
+    attack = pgd(b.pgd.steps, b.pgd.step)
+    generator = stream(seed, "training attack", device)
+
+    def perturb(model, xb, yb):
+        return linf_ascent(model, xb, yb, loss="cross_entropy", eps=b.epsilon, ascent=attack, generator=generator)
+
+    optimizer = make_optimizer("sgd", net.parameters(), lr=b.lr, device=device, momentum=b.momentum, nesterov=True,
+                               weight_decay=b.weight_decay)
+    result = train(net, Data(train_x, train_y, eval_x, eval_y), optimizer, loss="cross_entropy",
+                   batch_size=b.batch_size, max_steps=max_steps, eval_steps=[],
+                   generator=torch.Generator(device=device).manual_seed(seed),
+                   perturb=perturb if method == "pgd" else None,
+                   learning_rate=lr_schedule("cyclic", b.lr, max_steps, peak=0.5))
+    net.eval()
+    correct = robust_correct(net, eval_x, eval_y, eps=b.epsilon, ascent=pgd(b.evaluation_steps, 0.25), restarts=1,
+                             generator=stream(seed, "evaluation", device))
+    summary = dict(settings=dict(model=b.model, method=method, eps=b.epsilon, seed=seed, device=str(device)),
+                   data=split.meta, model_spec=spec, steps=result.steps, epochs=b.epochs,
+                   evaluation=dict(final=dict(step=result.steps, clean_acc=float(evaluate(
+                       net, eval_x, eval_y, "cross_entropy")[1]), pgd_acc=float(correct.double().mean()))),
+                   evaluation_images=[0, b.evaluation_images - 1], train_acc=result.history[-1]["train_acc"],
+                   wall_seconds=round(result.seconds, 3), threads=torch.get_num_threads())
+    atomic_torch_save(dict(model_spec=spec, networks=dict(final=dict(step=result.steps, state_dict=net.state_dict()))),
+                      networks_path)
+    write_json(summary, run_path)
+    return summary
+
+
+def block_structure(split_path: Path, runs: list[Path], networks: list[Path], b: BlockComparison,
+                    device: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(per network of one seed — its untrained control, standard and PGD network — the structure scalars of
+    its own layer × layer debiased linear CKA (hidden layers' ReLU outputs and the output) on `b.images` test
+    images after the runs' evaluation images, with its accuracies; the matrices, long) — largest_block at
+    `b.threshold`."""
+    device = resolve_device(device)
+    split = datasets.read_split(split_path)
+    first = read_json(runs[0])["evaluation_images"][1] + 1
+    if first + b.images > len(split.test_x):
+        raise ValueError(f"representations.blocks.images = {b.images} asks for test images {first}.."
+                         f"{first + b.images - 1}, but {split.meta['dataset']} has {len(split.test_x)} test images; "
+                         "lower representations.blocks.images or evaluation_images")
+    x = datasets.as_float(split.test_x[first:first + b.images], device=device)
+    nets, accuracy = {}, {}
+    for run_json, networks_path in zip(runs, networks, strict=True):
+        run = read_json(run_json)
+        model = run["settings"]["model"]
+        blob = load_file(networks_path, device)
+        method, seed = run["settings"]["method"], run["settings"]["seed"]
+        nets[method] = from_state(blob["model_spec"], blob["networks"]["final"]["state_dict"], device=device).eval()
+        accuracy[method] = run["evaluation"]["final"]
+        if UNTRAINED not in nets:
+            nets[UNTRAINED] = initial_network(blob["model_spec"], seed, device=device, dtype=torch.float32,
+                                              calibration=datasets.as_float(split.train_x, device=device))
+    rows, cells = [], []
+    for name in BLOCK_NETWORKS:
+        acts = hidden_and_output(nets[name], x)
+        own = Representation(list(acts.values()), estimator="debiased")
+        matrix = own.cka(own).double()
+        scalars = structure(matrix) | dict(largest_block=largest_block(matrix, b.threshold))
+        identity = dict(dataset=split.meta["dataset"], model=model, seed=seed, network=name)
+        rows.append(dict(identity, train_size=len(split.train_x), clean_acc=accuracy.get(name, {}).get("clean_acc", math.nan),
+                         pgd_acc=accuracy.get(name, {}).get("pgd_acc", math.nan), layers=len(acts),
+                         threshold=b.threshold, **scalars))
+        names = list(acts)
+        cells += [dict(identity, layer_a=names[i], layer_b=names[j], cka_debiased=float(matrix[i, j]))
+                  for i, j in itertools.product(range(len(names)), repeat=2)]
+    return pd.DataFrame(rows, columns=BLOCK_COLUMNS), pd.DataFrame(cells)
+
+
+def blocks_table(structures: list[Path]) -> pd.DataFrame:
+    """representation_blocks.csv: every seed's networks (untrained, standard, PGD) with their structure
+    scalars and, for each, `<scalar>_minus_untrained`: the same minus the untrained network of the seed (the
+    control: a residual stream is alike across layers before any training)."""
+    table = pd.concat([pd.read_csv(p) for p in structures], ignore_index=True)
+    control = table[table["network"] == UNTRAINED].set_index("seed")
+    for column in STRUCTURE:
+        table[f"{column}_minus_untrained"] = table[column] - table["seed"].map(control[column])
+    return table.sort_values(["seed", "network"], key=lambda c: c.map(BLOCK_NETWORKS.index) if c.name == "network"
+                             else c).reset_index(drop=True)
 
 
 # --- the grokking networks beside their own family -----------------------------------------------------------
