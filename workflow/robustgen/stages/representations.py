@@ -27,8 +27,8 @@ from ..measures.similarity import Representation, gram_linear, hidden_and_output
 from ..measures.stats import seed_mean
 from ..models import build, calibrate_batchnorm, from_state
 from ..runs import RUN_COLUMNS, milestone_snapshots, open_run, stored_checkpoints
-from ..settings import (BlockComparison, BlockTraining, Bootstrap, CkaAlongRuns, CkaEstimator, GrokkingPlacement, OverfittingRule,
-                        RepresentationComparison)
+from ..settings import (BlockComparison, BlockTraining, Bootstrap, CkaAlongRuns, CkaEstimator, GrokkingPlacement,
+                        OverfittingRule, RepresentationComparison)
 from ..train import DTYPES, Data, lr_schedule, make_optimizer, resolve_device, train
 from .adversarial import inputs as run_inputs, network_spec, stream
 from ..measures.overfitting import detect_overfitting, schedule
@@ -263,9 +263,10 @@ def block_structure(split_path: Path, runs: list[Path], networks: list[Path], b:
         matrix = own.cka(own).double()
         scalars = structure(matrix) | dict(largest_block=largest_block(matrix, b.threshold))
         identity = dict(dataset=split.meta["dataset"], model=model, seed=seed, network=name)
-        rows.append(dict(identity, train_size=len(split.train_x), clean_acc=accuracy.get(name, {}).get("clean_acc", math.nan),
-                         pgd_acc=accuracy.get(name, {}).get("pgd_acc", math.nan), layers=len(acts),
-                         threshold=b.threshold, **scalars))
+        measured = accuracy.get(name, {})  # none for the control
+        rows.append(dict(identity, train_size=len(split.train_x), clean_acc=measured.get("clean_acc", math.nan),
+                         pgd_acc=measured.get("pgd_acc", math.nan), layers=len(acts), threshold=b.threshold,
+                         **scalars))
         names = list(acts)
         cells += [dict(identity, layer_a=names[i], layer_b=names[j], cka_debiased=float(matrix[i, j]))
                   for i, j in itertools.product(range(len(names)), repeat=2)]
