@@ -160,7 +160,7 @@ def hidden_and_output(model: nn.Sequential, x: torch.Tensor) -> dict[str, torch.
     return {**{name: a for name, a in acts.items() if name.startswith("relu")}, "output": list(acts.values())[-1]}
 
 
-def structure(matrix: torch.Tensor) -> dict[str, float]:
+def structure(matrix: torch.Tensor, block_threshold: float = 0.8) -> dict[str, float]:
     """Scalars of a network's layer × layer CKA matrix over L compared layers (hidden layers, then the output):
 
     - near: mean CKA of adjacent layers (|i − j| = 1);
@@ -180,7 +180,7 @@ def structure(matrix: torch.Tensor) -> dict[str, float]:
     near = m[i[distance == 1], j[distance == 1]].mean()
     far = m[i[distance >= math.ceil(size / 2)], j[distance >= math.ceil(size / 2)]].mean()
     return dict(near=float(near), far=float(far), block_index=float(near - far), long_range=float(m[0, size - 2]),
-                largest_block=largest_block(m))
+                largest_block=largest_block(m, block_threshold))
 
 
 def largest_block(matrix: torch.Tensor, block_threshold: float = 0.8) -> int:

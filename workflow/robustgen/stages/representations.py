@@ -23,7 +23,7 @@ from .. import data as datasets
 from ..evaluation import evaluate
 from ..io import atomic_torch_save, load_file, read_json, write_json
 from ..measures.attacks import linf_ascent, pgd, robust_correct
-from ..measures.similarity import Representation, gram_linear, hidden_and_output, largest_block, structure
+from ..measures.similarity import Representation, gram_linear, hidden_and_output, structure
 from ..measures.stats import seed_mean
 from ..models import build, calibrate_batchnorm, from_state
 from ..runs import RUN_COLUMNS, milestone_snapshots, open_run, stored_checkpoints
@@ -261,7 +261,7 @@ def block_structure(split_path: Path, runs: list[Path], networks: list[Path], b:
         acts = hidden_and_output(nets[name], x)
         own = Representation(list(acts.values()), estimator="debiased")
         matrix = own.cka(own).double()
-        scalars = structure(matrix) | dict(largest_block=largest_block(matrix, b.threshold))
+        scalars = structure(matrix, b.threshold)
         identity = dict(dataset=split.meta["dataset"], model=model, seed=seed, network=name)
         measured = accuracy.get(name, {})  # none for the control
         rows.append(dict(identity, train_size=len(split.train_x), clean_acc=measured.get("clean_acc", math.nan),
