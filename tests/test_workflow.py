@@ -8,6 +8,7 @@ import torch
 
 from robustgen.data import as_float, read_split
 from robustgen.evaluation import evaluate
+from robustgen.io import read_json
 from robustgen.models import build
 
 pytestmark = pytest.mark.e2e
@@ -319,6 +320,9 @@ def test_adversarial_tables_hold_every_run_and_its_evaluation(smoke):
     row = runs[(runs.method == "fgsm") & (runs.beta == 0.2)].iloc[0]
     assert row["best_pgd_acc"] == log.loc[log["step"] >= row["warmup_steps"], "pgd_acc"].max()
     assert row["final_pgd_acc"] == log["pgd_acc"].iloc[-1]
+    # the log measures the whole training set; the test set is measured once, at the end
+    assert log["train_acc"].between(0, 1).all() and log["test_acc"].isna().all()
+    assert row["test_acc_final"] == read_json(run_dir / "run.json")["evaluation"]["final"]["test_acc"]
     onset = pd.read_csv(tables / "adversarial_onset.csv")
     assert set(onset.loc[onset.scope == "method", "method"]) == {"fgsm", "pgd"}  # the methods with two ε
     probes = pd.read_csv(tables / "adversarial_probes.csv")
@@ -355,8 +359,6 @@ def test_an_adversarial_run_by_hand_reproduces_the_studys_log(smoke, tmp_path):
                "--run-json", str(tmp_path / "run.json"), "--networks", str(tmp_path / "networks.pt")]
     subprocess.run(command, check=True, capture_output=True, cwd=ROOT)
     assert (tmp_path / "log.csv").read_bytes() == (run_dir / "log.csv").read_bytes()
-    from robustgen.io import read_json
-
     assert read_json(tmp_path / "run.json")["evaluation"] == read_json(run_dir / "run.json")["evaluation"]
 
 
@@ -435,7 +437,7 @@ def test_block_knobs_rerun_only_what_reads_them(smoke):
 
 def test_block_table_is_the_largest_block_recomputed_by_hand(smoke):
     from robustgen.data import as_float, read_split
-    from robustgen.io import load_file, read_json
+    from robustgen.io import load_file
     from robustgen.measures.similarity import Representation, hidden_and_output, largest_block
     from robustgen.models import from_state
 
@@ -457,7 +459,7 @@ def test_block_table_is_the_largest_block_recomputed_by_hand(smoke):
 
 
 def test_delayed_stage_follows_long_and_penalised_runs_and_a_measure_recomputed_by_hand(smoke):
-    from robustgen.io import load_file, read_json
+    from robustgen.io import load_file
     from robustgen.measures.complexity import frame_directions, local_complexity
     from robustgen.models import from_state
 

@@ -227,7 +227,9 @@ def run(split_path: Path, training: AdversarialTraining, *, model: str, method: 
         return training.single_step.grad_align * alignment_penalty(model, xb, yb, eps=current["eps"],
                                                                    generator=attack_generator)
 
-    result = train(net, Data(train_x, train_y, test_x, test_y), loss="cross_entropy",
+    # the log measures the whole training set, not the test set: held-out accuracy along training is the log
+    # images' (clean_acc), and the whole test set is evaluated once at the end (test_acc of the evaluation)
+    result = train(net, Data(train_x, train_y), loss="cross_entropy",
                    batch_size=training.batch_size, max_steps=max_steps,
                    eval_steps=log_steps(max_steps, training.log.every, steps_per_epoch),
                    generator=torch.Generator(device=device).manual_seed(seed), on_evaluation=log, perturb=perturb,
