@@ -21,6 +21,10 @@ CIFAR = [3, 32, 32]
 @pytest.mark.parametrize("name, published, tolerance", [
     ("resnet20_w16", 0.27e6, 0.005e6),  # He et al. 2016, Table 6 (their shortcuts add no parameters; ours 1×1)
     ("resnet56_w16", 0.85e6, 0.01e6),
+    # option A, exactly: 0.27 M, 0.85 M, 1.7 M counted (stem 464, per extra block pair 194 432, head 650)
+    ("resnet20_w16_a", 269_722, 0),
+    ("resnet56_w16_a", 853_018, 0),
+    ("resnet110_w16_a", 1_727_962, 0),
     ("wrn28_4", 5.8e6, 0.1e6),  # Zagoruyko & Komodakis 2016, Table 1 ("WRN-28-4"... rounded)
     ("preact_resnet18", 11.17e6, 0.01e6),  # ResNet-18 for CIFAR (He et al. 2016b; Wong et al.'s network)
 ])
@@ -64,7 +68,19 @@ def _trained_like(name, shape=(1, 12, 12), seed=0):
     return net.eval()
 
 
-@pytest.mark.parametrize("name", ["resnet8_w4", "preact_resnet18_w2", "wrn10_1_w4"])
+def test_option_a_shortcut_is_the_subsampled_input_padded_with_zero_channels():
+    net = build(architecture_spec("resnet8_w4_a", [1, 12, 12], 10))
+    shortcuts = [m.shortcut for m in net.modules() if type(m).__name__ == "BasicBlock"]
+    assert [type(s).__name__ for s in shortcuts] == ["Identity", "ZeroPadShortcut", "ZeroPadShortcut"]
+    assert not any(p.numel() for s in shortcuts for p in s.parameters())
+    x = torch.randn(2, 4, 12, 12)
+    out = shortcuts[1](x)  # 4 → 8 channels, stride 2: two zero channels on each side
+    assert out.shape == (2, 8, 6, 6)
+    assert torch.equal(out[:, 2:6], x[:, :, ::2, ::2])
+    assert not out[:, :2].any() and not out[:, 6:].any()
+
+
+@pytest.mark.parametrize("name", ["resnet8_w4", "resnet8_w4_a", "preact_resnet18_w2", "wrn10_1_w4"])
 def test_transitions_count_the_input_of_every_relu_module(name):
     net = _trained_like(name)
     x = torch.rand(5, 144)

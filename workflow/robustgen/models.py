@@ -97,7 +97,7 @@ def architecture_spec(name: str, image_shape: list[int], num_classes: int,
     if (depth - 2) % 6:
         raise ValueError(f"architecture {name!r}: a CIFAR ResNet's depth is 6n + 2 (e.g. 20, 32, 56, 110)")
     return dict(kind="resnet", depth=depth, width=int(match["resnet_width"]), stem_stride=int(match["stem_stride"] or 1),
-                **common)
+                shortcut="zero_pad" if match["option_a"] else "projection", **common)
 
 
 class Normalize(nn.Module):
@@ -137,18 +137,36 @@ class PreActBlock(nn.Module):
         return self.conv2(self.relu2(self.bn2(out))) + skip
 
 
-class BasicBlock(nn.Module):
-    """conv 3×3 → BN → ReLU → conv 3×3 → BN, plus the input (1×1 convolution and BN where the shape changes:
-    He et al.'s option B; their CIFAR networks pad with zeros, option A, which has no parameters), → ReLU: the
-    post-activation block of He et al.'s CIFAR ResNets."""
+class ZeroPadShortcut(nn.Module):
+    """He et al.'s option A: the input at every `stride`-th pixel, its channels padded with zeros on both sides
+    to `fan_out` (no parameters; the shortcut of their CIFAR ResNets)."""
 
     def __init__(self, fan_in: int, fan_out: int, stride: int):
         super().__init__()
+        self.stride, self.before, self.after = stride, (fan_out - fan_in) // 2, fan_out - fan_in - (fan_out - fan_in) // 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.pad(x[:, :, ::self.stride, ::self.stride], (0, 0, 0, 0, self.before, self.after))
+
+
+class BasicBlock(nn.Module):
+    """conv 3×3 → BN → ReLU → conv 3×3 → BN, plus the input, → ReLU: the post-activation block of He et al.'s
+    CIFAR ResNets. Where the shape changes the shortcut is a 1×1 convolution with BN (`"projection"`, their
+    option B) or the zero-padded input (`"zero_pad"`, option A, which their CIFAR networks use)."""
+
+    def __init__(self, fan_in: int, fan_out: int, stride: int, shortcut: str = "projection"):
+        super().__init__()
         self.conv1, self.bn1, self.relu1 = conv3x3(fan_in, fan_out, stride), nn.BatchNorm2d(fan_out), nn.ReLU()
         self.conv2, self.bn2 = conv3x3(fan_out, fan_out), nn.BatchNorm2d(fan_out)
-        self.shortcut = (nn.Sequential(nn.Conv2d(fan_in, fan_out, 1, stride=stride, bias=False),
-                                       nn.BatchNorm2d(fan_out))
-                         if stride != 1 or fan_in != fan_out else nn.Identity())
+        if stride == 1 and fan_in == fan_out:
+            self.shortcut = nn.Identity()
+        elif shortcut == "zero_pad":
+            self.shortcut = ZeroPadShortcut(fan_in, fan_out, stride)
+        elif shortcut == "projection":
+            self.shortcut = nn.Sequential(nn.Conv2d(fan_in, fan_out, 1, stride=stride, bias=False),
+                                          nn.BatchNorm2d(fan_out))
+        else:
+            raise ValueError(f"unknown shortcut {shortcut!r}; allowed: projection, zero_pad")
         self.relu2 = nn.ReLU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -183,11 +201,16 @@ def residual_network(spec: dict) -> nn.Sequential:
         stem = [conv3x3(channels, width)]
     elif kind == "resnet":
         n = (spec["depth"] - 2) // 6
-        widths, blocks, strides, block = [width, 2 * width, 4 * width], [n] * 3, [1, 2, 2], BasicBlock
+        shortcut = spec.get("shortcut", "projection")  # specs stored before option A carry no key
+
+        def block(fan_in: int, fan_out: int, stride: int) -> BasicBlock:
+            return BasicBlock(fan_in, fan_out, stride, shortcut)
+
+        widths, blocks, strides = [width, 2 * width, 4 * width], [n] * 3, [1, 2, 2]
         stem = [conv3x3(channels, width, spec["stem_stride"]), nn.BatchNorm2d(width), nn.ReLU()]
     else:
         raise ValueError(f"not a residual network: {kind!r}")
-    head = [nn.BatchNorm2d(widths[-1]), nn.ReLU()] if block is not BasicBlock else []
+    head = [] if kind == "resnet" else [nn.BatchNorm2d(widths[-1]), nn.ReLU()]  # post-activation blocks end in a ReLU
     return nn.Sequential(
         nn.Unflatten(1, tuple(spec["image_shape"])), Normalize(spec["mean"], spec["std"]),
         *stem, _stages(block, width, widths, blocks, strides), *head,

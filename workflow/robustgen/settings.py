@@ -91,12 +91,14 @@ class Knob(typing.NamedTuple):
 ARCHITECTURE = (r"cnn(_x(?P<extra>[1-9][0-9]*))?|mlp_w(?P<width>[1-9][0-9]*)_d(?P<depth>[1-9][0-9]*)"
                 r"|preact_resnet18(_w(?P<preact_width>[1-9][0-9]*))?"
                 r"|wrn(?P<wrn_depth>[1-9][0-9]*)_(?P<widen>[1-9][0-9]*)(_w(?P<wrn_width>[1-9][0-9]*))?"
-                r"|resnet(?P<resnet_depth>[1-9][0-9]*)_w(?P<resnet_width>[1-9][0-9]*)(_s(?P<stem_stride>[12]))?")
+                r"|resnet(?P<resnet_depth>[1-9][0-9]*)_w(?P<resnet_width>[1-9][0-9]*)(_s(?P<stem_stride>[12]))?"
+                r"(?P<option_a>_a)?")
 ARCHITECTURE_HELP = ("cnn: conv 16, conv 32, dense 100 (Wong et al.); cnn_x<k>: with k more 3x3 conv 32 layers; "
                      "mlp_w<width>_d<depth>: a ReLU MLP of depth Linear layers (mlp_w200_d3: the grokking MLP); "
                      "preact_resnet18[_w<base width, 64>] (Wong et al., Ortiz-Jimenez et al.); "
                      "wrn<depth>_<k>[_w<base width, 16>]: WideResNet-depth-k (wrn28_4: Cianfarani et al.); "
-                     "resnet<6n+2>_w<width>[_s<stem stride, 1>]: CIFAR ResNet with BatchNorm (He et al.)")
+                     "resnet<6n+2>_w<width>[_s<stem stride, 1>][_a]: CIFAR ResNet with BatchNorm (He et al.; shortcuts "
+                     "1x1 conv + BN where the shape changes, or with _a zero-padded identities, their option A)")
 
 
 Device = typing.Annotated[str, Knob("device")]  # config key `device`: where networks are trained and probed
