@@ -37,10 +37,11 @@ def keep_freed_memory() -> bool:
     """Let the C allocator keep the memory PyTorch frees, instead of handing it back to the kernel at once.
 
     A training or probing job allocates and frees tensors of the same few sizes thousands of times. With
-    glibc's defaults, every block above 128 KiB is a fresh mapping whose pages the kernel zeroes again on first
-    touch: a tenth of a job's time went to that (system time). Blocks up to 32 MiB now come from the heap and
-    freed heap memory stays with the process up to 1 GiB. Only allocation changes: results are bitwise the
-    same and the peak memory of a job is the same. False (nothing changed) where the C library is not glibc."""
+    glibc's defaults, large blocks are mappings of their own and the freed top of the heap is trimmed, so the
+    kernel maps and zeroes the same pages again and again: a tenth of the study's CPU time was such system
+    time. Blocks up to 32 MiB now come from the heap and freed heap memory stays with the process up to 1 GiB
+    (a job's resident memory stays near its peak instead of falling back). Only allocation changes: results
+    are bitwise the same. False (nothing changed) where the C library is not glibc."""
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
