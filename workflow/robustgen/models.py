@@ -143,7 +143,8 @@ class ZeroPadShortcut(nn.Module):
 
     def __init__(self, fan_in: int, fan_out: int, stride: int):
         super().__init__()
-        self.stride, self.before, self.after = stride, (fan_out - fan_in) // 2, fan_out - fan_in - (fan_out - fan_in) // 2
+        added = fan_out - fan_in
+        self.stride, self.before, self.after = stride, added // 2, added - added // 2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.pad(x[:, :, ::self.stride, ::self.stride], (0, 0, 0, 0, self.before, self.after))
