@@ -26,7 +26,7 @@ from robustgen.sections import AdversarialOptimizer, AdversarialSingleStep  # no
 
 ADAM = AdversarialOptimizer(name="adam", momentum=0.9, nesterov=False, weight_decay=0.0, schedule="constant", peak=0.5,
                             milestones=[])
-SINGLE_STEP = AdversarialSingleStep(rs_fgsm_step=1.25, n_fgsm_noise=2.0, grad_align=0.2)
+SINGLE_STEP = AdversarialSingleStep(rs_fgsm_step=1.25, n_fgsm_noise=2.0, grad_align=0.2, grad_align_epsilon=0.0)
 
 
 
@@ -408,7 +408,44 @@ def test_adversarial_training_changes_the_training_and_the_feature_changes_the_d
     assert standard["train_loss"].iloc[-1] != featured["train_loss"].iloc[-1]
 
 
+def test_grad_align_runs_weight_the_regulariser_for_their_epsilon(tiny_split, tmp_path):
+    """With the per-ε scheme a run at the reference ε is the constant-λ run bit for bit; at another ε it is not."""
+    import dataclasses
+
+    scaled = dataclasses.replace(TINY, epochs=1, single_step=dataclasses.replace(SINGLE_STEP, grad_align_epsilon=0.1))
+    constant = dataclasses.replace(TINY, epochs=1)
+
+    def final(training, eps, name):
+        (tmp_path / name).mkdir()
+        return _run(tiny_split, tmp_path / name, "grad_align", eps, training=training)[2]["networks"]["final"]["state_dict"]
+
+    a, b = final(scaled, 0.1, "scaled"), final(constant, 0.1, "constant")
+    assert all(torch.equal(v, b[k]) for k, v in a.items())
+    a, b = final(scaled, 0.2, "scaled_far"), final(constant, 0.2, "constant_far")
+    assert not all(torch.equal(v, b[k]) for k, v in a.items())  # λ 2.0 at ε 0.2, not 0.2
+
+
 def test_epsilon_schedule_ramps_linearly_then_holds():
     at = epsilon_schedule(0.3, 40)
     assert [at(s) for s in (0, 10, 40, 100)] == pytest.approx([0.0, 0.075, 0.3, 0.3])
     assert epsilon_schedule(0.3, 0)(0) == 0.3
+
+
+def test_autoattack_check_puts_autoattack_beside_the_evaluation_pgd(tiny_split, tmp_path):
+    pytest.importorskip("pyautoattack", reason="the optional extra autoattack (pip install -e '.[autoattack]')")
+    from robustgen.sections import AdversarialAutoattack
+    from robustgen.settings import AutoAttackCheck
+    from robustgen.stages.adversarial import AUTOATTACK_COLUMNS, autoattack_check, autoattack_table
+
+    _run(tiny_split, tmp_path, "pgd", 0.2)
+    out = tmp_path / "cnn_pgd_0.2_0.0_0"
+    s = AutoAttackCheck(autoattack=AdversarialAutoattack(images=30, batch_size=16), evaluation=TINY.evaluation)
+    checked = autoattack_check(tiny_split, out / "networks.pt", out / "run.json", s, "cpu")
+    assert list(checked.columns) == list(AUTOATTACK_COLUMNS) and set(checked["images"]) == {30}
+    assert checked["network"].iloc[0] == "final" and len(checked) in (1, 2)
+    # neither attack raises accuracy above clean; each breaks what it breaks: the shares add up
+    assert (checked["autoattack_acc"] <= checked["clean_acc"]).all() and (checked["pgd_acc"] <= checked["clean_acc"]).all()
+    np.testing.assert_allclose(checked["pgd_acc"] - checked["broken_by_autoattack_only"],
+                               checked["autoattack_acc"] - checked["broken_by_pgd_only"], atol=1e-12)
+    checked.to_csv(tmp_path / "a.csv", index=False)
+    assert len(autoattack_table([tmp_path / "a.csv"])) == len(checked)

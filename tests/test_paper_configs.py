@@ -64,6 +64,7 @@ def test_tiny_ortiz_wong_trains_evaluates_and_probes_a_preact_resnet(workflow_fa
     settings = json.loads(run_json.read_text())["settings"]
     assert settings["optimizer"]["name"] == "sgd" and settings["optimizer"]["schedule"] == "cyclic"
     assert settings["augment"] == "crop_flip" and settings["lr"] == 0.2
+    assert settings["single_step"]["grad_align_epsilon"] == pytest.approx(8 / 255, abs=1e-8)  # λ set per ε
     spec = json.loads(run_json.read_text())["model_spec"]
     assert spec["kind"] == "preact_resnet18" and len(spec["mean"]) == 3  # normalised inside, by the training images
     probes = pd.read_csv(results / "tables" / "adversarial_probes.csv")
@@ -78,6 +79,12 @@ def test_tiny_cianfarani_compares_wide_resnet_representations(workflow_factory, 
     layers = pd.read_csv(results / "tables" / "representation_layers.csv")
     assert len(layers)
     assert (results / "figures" / "cifar10" / "representation_heatmaps.png").stat().st_size > 0
+    # minibatch CKA streamed over batches of 16 (the paper config's protocol): with the linear kernel the study's
+    # and the scalars' CKA are one estimate, which on the whole set they are not (biased vs unbiased HSIC)
+    cka = pd.read_csv(next((results / "representations").rglob("cka.csv")))
+    assert len(cka) and (cka["cka"] == cka["cka_debiased"]).all()
+    blocks = pd.read_csv(results / "tables" / "representation_blocks.csv")
+    assert list(blocks.network.unique()) == ["untrained", "standard", "pgd"] and set(blocks.seed) == {0, 1}
     blocks = pd.read_csv(results / "tables" / "representation_blocks.csv")  # on the embedded MNIST, offline
     assert set(blocks.model) == {"resnet8_w4_s2"} and len(blocks) == 2 * 3
     assert (results / "figures" / "mnist_embedded" / "representation_blocks.png").stat().st_size > 0

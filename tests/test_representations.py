@@ -22,7 +22,7 @@ from robustgen.sections import AdversarialOptimizer, AdversarialSingleStep  # no
 
 ADAM = AdversarialOptimizer(name="adam", momentum=0.9, nesterov=False, weight_decay=0.0, schedule="constant", peak=0.5,
                             milestones=[])
-SINGLE_STEP = AdversarialSingleStep(rs_fgsm_step=1.25, n_fgsm_noise=2.0, grad_align=0.2)
+SINGLE_STEP = AdversarialSingleStep(rs_fgsm_step=1.25, n_fgsm_noise=2.0, grad_align=0.2, grad_align_epsilon=0.0)
 
 
 
@@ -222,13 +222,10 @@ def _store(directory, method, seed, steps, spec, eps=0.3):
     return directory / "run.json", directory / "networks.pt"
 
 
-def test_compare_pairs_the_stored_networks_and_attacks_the_row_network(tmp_path):
-    from robustgen.data import as_float, save_split
-    from robustgen.io import load_file
-    from robustgen.measures.attacks import linf_ascent, pgd
-    from robustgen.models import cnn_spec, from_state
-    from robustgen.settings import CkaEstimator, InputAttack, RepresentationComparison
-    from robustgen.stages.representations import NETWORKS, compare
+def _stored_comparison(tmp_path):
+    """(split, {(method, seed): (run.json, networks.pt)}) of two seeds' standard, PGD and FGSM runs."""
+    from robustgen.data import save_split
+    from robustgen.models import cnn_spec
 
     split = load_embedded_mnist(train_size=100, split_seed=0)
     save_split(split, tmp_path / "split.pt")
@@ -239,9 +236,36 @@ def test_compare_pairs_the_stored_networks_and_attacks_the_row_network(tmp_path)
         stored[("pgd", seed)] = _store(tmp_path / f"pgd{seed}", "pgd", seed, {"final": 10, "best": 5}, spec)
         # seed 1's best FGSM network is its final one: no second network
         stored[("fgsm", seed)] = _store(tmp_path / f"fgsm{seed}", "fgsm", seed, {"final": 10, "best": 10 if seed else 6}, spec)
+    return split, stored
+
+
+def _stored_network(path, which):
+    from robustgen.io import load_file
+    from robustgen.models import from_state
+
+    blob = load_file(path)
+    return from_state(blob["model_spec"], blob["networks"][which]["state_dict"])
+
+
+def _cka_of(cka, inputs, against, a, sa, b, sb, la, lb, value="cka"):
+    rows = cka[(cka.inputs == inputs) & (cka.against == against) & (cka.network_a == a) & (cka.seed_a == sa)
+               & (cka.network_b == b) & (cka.seed_b == sb) & (cka.layer_a == la) & (cka.layer_b == lb)]
+    return rows[value].item()
+
+
+def test_compare_pairs_the_stored_networks_and_attacks_the_row_network(tmp_path):
+    from robustgen.data import as_float
+    from robustgen.measures.attacks import linf_ascent, pgd
+    from robustgen.models import cnn_spec
+    from robustgen.settings import CkaEstimator, InputAttack, RepresentationComparison
+    from robustgen.stages.representations import NETWORKS, compare
+
+    split, stored = _stored_comparison(tmp_path)
+    spec = cnn_spec([1, 28, 28], 10)
     runs, nets = zip(*stored.values())
     s = RepresentationComparison(images=30, pgd_inputs=InputAttack(steps=2, step=0.5))
-    cka = compare(tmp_path / "split.pt", list(runs), list(nets), s, CkaEstimator("linear", 1.0, 0), "cpu")
+    whole = CkaEstimator(batch_size=0, passes=1, estimator="linear", rbf_threshold=1.0)
+    cka = compare(tmp_path / "split.pt", list(runs), list(nets), s, whole, "cpu")
     pairs = set(zip(cka.inputs, cka.against, cka.network_a, cka.seed_a, cka.network_b, cka.seed_b))
     assert ("benign", "none", "pgd_best", 0, "pgd", 0) in pairs
     assert ("benign", "none", "fgsm_best", 0, "fgsm", 0) in pairs
@@ -254,15 +278,10 @@ def test_compare_pairs_the_stored_networks_and_attacks_the_row_network(tmp_path)
     assert ("benign", "none", "untrained", 1, "untrained", 1) in pairs
     assert ("pgd", "a", "untrained", 0, "untrained", 0) in pairs
     x = as_float(split.test_x[20:50])  # after the 10 log and 10 evaluation images
+    network = _stored_network
 
-    def network(path, which):
-        blob = load_file(path)
-        return from_state(blob["model_spec"], blob["networks"][which]["state_dict"])
-
-    def table(inputs, against, a, sa, b, sb, la, lb, value="cka"):
-        rows = cka[(cka.inputs == inputs) & (cka.against == against) & (cka.network_a == a) & (cka.seed_a == sa)
-                   & (cka.network_b == b) & (cka.seed_b == sb) & (cka.layer_a == la) & (cka.layer_b == lb)]
-        return rows[value].item()
+    def table(*key):
+        return _cka_of(cka, *key)
 
     best, final = network(stored[("pgd", 0)][1], "best"), network(stored[("pgd", 0)][1], "final")
     acts_best, acts_final = hidden_and_output(best, x), hidden_and_output(final, x)
@@ -308,6 +327,43 @@ def test_compare_pairs_the_stored_networks_and_attacks_the_row_network(tmp_path)
             == "standard vs standard (two seeds)").all()
 
 
+def test_compare_streams_minibatch_cka_over_batches_and_makes_the_pgd_inputs_in_chunks(tmp_path):
+    # Cianfarani et al.'s protocol for image sets whose activations do not fit: batches of 8 over 2 passes
+    from robustgen.data import as_float
+    from robustgen.measures.attacks import linf_ascent, pgd
+    from robustgen.settings import CkaEstimator, InputAttack, RepresentationComparison
+    from robustgen.stages.representations import NETWORKS, compare
+
+    split, stored = _stored_comparison(tmp_path)
+    runs, nets = zip(*stored.values())
+    s = RepresentationComparison(images=30, pgd_inputs=InputAttack(steps=2, step=0.5))
+    for kernel in ("linear", "rbf"):
+        estimator = CkaEstimator(batch_size=8, passes=2, estimator=kernel, rbf_threshold=1.0)
+        cka = compare(tmp_path / "split.pt", list(runs), list(nets), s, estimator, "cpu")
+        x, y = as_float(split.test_x[20:50]), split.test_y[20:50]
+        best, final = _stored_network(stored[("pgd", 0)][1], "best"), _stored_network(stored[("pgd", 0)][1], "final")
+        acts_best, acts_final = hidden_and_output(best, x), hidden_and_output(final, x)
+        layers = list(acts_best)
+        options = dict(batch_size=8, passes=2)
+        debiased = cka_between(list(acts_best.values()), list(acts_final.values()), **options)
+        value = _cka_of(cka, "benign", "none", "pgd_best", 0, "pgd", 0, "relu1", "relu3", "cka_debiased")
+        assert value == pytest.approx(debiased[layers.index("relu1"), layers.index("relu3")].item(), abs=1e-9)
+        study = cka_between(list(acts_best.values()), list(acts_final.values()), estimator=kernel, **options)
+        value = _cka_of(cka, "benign", "none", "pgd_best", 0, "pgd", 0, "relu1", "relu3")
+        assert value == pytest.approx(study[layers.index("relu1"), layers.index("relu3")].item(), abs=1e-9)
+        # with a linear kernel both columns are one estimate (unbiased HSIC per batch); with rbf they differ
+        assert (cka["cka"] == cka["cka_debiased"]).all() == (kernel == "linear")
+    # PGD inputs against network b, made 8 images at a time from the pair's one generator, fed to both networks
+    standard, robust = _stored_network(stored[("standard", 1)][1], "final"), _stored_network(stored[("pgd", 0)][1], "final")
+    generator = torch.Generator().manual_seed(1000 * NETWORKS.index("pgd") + 0)
+    attacked = torch.cat([linf_ascent(robust, x[i:i + 8], y[i:i + 8], loss="cross_entropy", eps=0.3, ascent=pgd(2, 0.5),
+                                      generator=generator) for i in range(0, 30, 8)])
+    expected = cka_between([hidden_and_output(standard, attacked)["relu1"]],
+                           [hidden_and_output(robust, attacked)["output"]], **options)[0, 0].item()
+    assert _cka_of(cka, "pgd", "b", "standard", 1, "pgd", 0, "relu1", "output", "cka_debiased") == pytest.approx(
+        expected, abs=1e-9)
+
+
 def test_the_control_is_the_initialisation_the_adversarial_stage_trains_from(tmp_path):
     """A run with learning rate 0 never moves: its stored final network is its initialisation."""
     from robustgen.data import save_split
@@ -348,7 +404,9 @@ def _block_settings(**changes):
 def test_block_networks_start_from_the_seeds_control_and_are_scored_against_it(tmp_path):
     from robustgen.data import save_split
     from robustgen.io import load_file
-    from robustgen.settings import BlockComparison
+    from robustgen.data import as_float, read_split
+    from robustgen.models import from_state
+    from robustgen.settings import BlockComparison, CkaBatches
     from robustgen.stages.representations import (block_structure, blocks_table, initial_network,
                                                   train_block_network)
 
@@ -374,13 +432,26 @@ def test_block_networks_start_from_the_seeds_control_and_are_scored_against_it(t
     assert len(weights) > 20 and all(torch.allclose(w, trained[k], atol=1e-9) for k, w in weights.items())
     first = next(iter(weights))  # while the standard network above moved away from it
     assert not torch.allclose(weights[first], load_file(networks[0], "cpu")["networks"]["final"]["state_dict"][first])
-    scalars, cells = block_structure(split_path, runs, networks, BlockComparison(images=40, threshold=0.8), "cpu")
+    scalars, cells = block_structure(split_path, runs, networks, BlockComparison(images=40, threshold=0.8),
+                                    CkaBatches(batch_size=0, passes=1), "cpu")
     assert list(scalars["network"]) == ["untrained", "standard", "pgd"]
     assert scalars["largest_block"].between(1, scalars["layers"]).all()
     assert np.isnan(scalars.loc[0, "clean_acc"]) and scalars["clean_acc"].iloc[1:].between(0, 1).all()
     # the matrices are those the scalars were read from: symmetric, 1 on the diagonal
     m = cells[cells["network"] == "pgd"].pivot(index="layer_a", columns="layer_b", values="cka_debiased")
     assert np.allclose(m.to_numpy(), m.to_numpy().T) and np.allclose(np.diag(m.to_numpy()), 1)
+    # streamed minibatch CKA (batches of 16, two passes) is that of the network's activations, batch by batch
+    streamed, streamed_cells = block_structure(split_path, runs, networks, BlockComparison(images=40, threshold=0.8),
+                                               CkaBatches(batch_size=16, passes=2), "cpu")
+    blob = load_file(networks[1], "cpu")
+    acts = hidden_and_output(from_state(blob["model_spec"], blob["networks"]["final"]["state_dict"]).eval(),
+                             as_float(read_split(split_path).test_x[20:60]))  # after the 20 evaluation images
+    expected = cka_between(list(acts.values()), list(acts.values()), batch_size=16, passes=2)
+    m = streamed_cells[streamed_cells["network"] == "pgd"].set_index(["layer_a", "layer_b"])["cka_debiased"]
+    assert m["relu1", "output"] == pytest.approx(expected[0, -1].item(), abs=1e-9)
+    assert m["relu1", "output"] != pytest.approx(cells.set_index(["network", "layer_a", "layer_b"]).loc[
+        ("pgd", "relu1", "output"), "cka_debiased"], abs=1e-6)
+    assert list(streamed["layers"]) == list(scalars["layers"])
     # a second run of the same seed is the same network (the seed is the whole draw)
     again = tmp_path / "again.pt"
     train_block_network(split_path, b, method="pgd", seed=3, device="cpu", run_path=tmp_path / "again.json",

@@ -7,8 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from robustgen.measures.similarity import (cka_from_grams, cka_matrix, debiased_linear_cka, gram_linear, gram_rbf, hsic,
-                                  hsic_unbiased, layer_activations, linear_cka, minibatch_cka, rbf_cka)
+from robustgen.measures.similarity import (Representation, StreamedCka, cka_from_grams, cka_matrix, debiased_linear_cka,
+                                           gram_linear, gram_rbf, hsic, hsic_unbiased, layer_activations, linear_cka,
+                                           minibatch_cka, minibatches, rbf_cka)
 
 
 def _data(n=60, p=12, q=9, seed=0):
@@ -16,6 +17,11 @@ def _data(n=60, p=12, q=9, seed=0):
     x = torch.randn(n, p, generator=g, dtype=torch.float64)
     y = x @ torch.randn(p, q, generator=g, dtype=torch.float64) + 0.5 * torch.randn(n, q, generator=g, dtype=torch.float64)
     return x, y
+
+
+def minibatch_two_passes(x, y):
+    """Minibatch CKA in batches of 16 over two passes (the second in a random order)."""
+    return minibatch_cka(x, y, batch_size=16, passes=2)
 
 
 # --- references, straight from the definitions -------------------------------------------------------------
@@ -62,13 +68,13 @@ def test_hsic_estimators_match_their_definitions():
     assert hsic_unbiased(kr, lr).item() == pytest.approx(ref_hsic_unbiased(kr.numpy(), lr.numpy()), rel=1e-9)
 
 
-@pytest.mark.parametrize("cka", [linear_cka, debiased_linear_cka, rbf_cka])
+@pytest.mark.parametrize("cka", [linear_cka, debiased_linear_cka, rbf_cka, minibatch_two_passes])
 def test_cka_of_a_representation_with_itself_is_one(cka):
     x, _ = _data()
     assert cka(x, x).item() == pytest.approx(1.0, abs=1e-12)
 
 
-@pytest.mark.parametrize("cka", [linear_cka, debiased_linear_cka, rbf_cka])
+@pytest.mark.parametrize("cka", [linear_cka, debiased_linear_cka, rbf_cka, minibatch_two_passes])
 def test_cka_is_invariant_to_orthogonal_transforms_and_isotropic_scaling(cka):
     x, y = _data()
     q, _ = torch.linalg.qr(torch.randn(9, 9, generator=torch.Generator().manual_seed(5), dtype=torch.float64))
@@ -128,6 +134,60 @@ def test_minibatch_cka_sums_unbiased_hsic_over_batches():
     kk = sum(ref_hsic_unbiased_fast(gram_linear(a), gram_linear(a)) for a, _ in batches)
     ll = sum(ref_hsic_unbiased_fast(gram_linear(b), gram_linear(b)) for _, b in batches)
     assert minibatch_cka(x, y, batch_size=10).item() == pytest.approx(kl / np.sqrt(kk * ll), rel=1e-10)
+
+
+def test_minibatches_cover_the_examples_once_per_pass_the_first_in_order():
+    batches = minibatches(12, 4, passes=3)
+    assert len(batches) == 9 and all(len(b) == 4 for b in batches)
+    assert torch.equal(torch.cat(batches[:3]), torch.arange(12))  # the first pass: the examples' own order
+    for later in (batches[3:6], batches[6:]):  # each later pass: every example once, in another order
+        order = torch.cat(later)
+        assert torch.equal(order.sort().values, torch.arange(12)) and not torch.equal(order, torch.arange(12))
+    assert not torch.equal(torch.cat(batches[3:6]), torch.cat(batches[6:]))
+    assert all(torch.equal(a, b) for a, b in zip(batches, minibatches(12, 4, passes=3)))  # drawn from the pass number
+    # a short last batch is kept where the unbiased HSIC is defined on it (4 examples), dropped where not
+    assert [len(b) for b in minibatches(13, 4)] == [4, 4, 4]
+    assert [len(b) for b in minibatches(16, 6)] == [6, 6, 4]
+    with pytest.raises(ValueError, match="at least 4"):
+        minibatches(12, 3)
+
+
+def test_minibatch_cka_over_passes_sums_every_passs_batches():
+    x, y = _data(n=40, p=5, q=4, seed=4)
+    second = torch.randperm(40, generator=torch.Generator().manual_seed(1))
+    batches = [torch.arange(i, i + 10) for i in range(0, 40, 10)] + [second[i:i + 10] for i in range(0, 40, 10)]
+    kl = sum(ref_hsic_unbiased_fast(gram_linear(x[b]), gram_linear(y[b])) for b in batches)
+    kk = sum(ref_hsic_unbiased_fast(gram_linear(x[b]), gram_linear(x[b])) for b in batches)
+    ll = sum(ref_hsic_unbiased_fast(gram_linear(y[b]), gram_linear(y[b])) for b in batches)
+    assert minibatch_cka(x, y, batch_size=10, passes=2).item() == pytest.approx(kl / np.sqrt(kk * ll), rel=1e-10)
+    assert minibatch_cka(x, y, batch_size=10, passes=2).item() != pytest.approx(
+        minibatch_cka(x, y, batch_size=10).item(), abs=1e-6)
+
+
+def test_minibatch_cka_needs_no_centring():
+    # unbiased HSIC is unchanged by a constant added to every example's features (Cianfarani et al. do not centre)
+    x, y = _data()
+    shift = 5 * torch.randn(12, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    assert minibatch_two_passes(x + shift, y).item() == pytest.approx(minibatch_two_passes(x, y).item(), rel=1e-9)
+    assert debiased_linear_cka(x + shift, y).item() == pytest.approx(debiased_linear_cka(x, y).item(), rel=1e-9)
+
+
+def test_streamed_cka_equals_the_minibatch_representation_and_on_one_batch_the_debiased_cka():
+    # two "networks" of three layers on the same 40 examples; streamed batch by batch, as the stages do
+    x, y = _data(n=40, p=6, q=5, seed=8)
+    nets = {"a": [x, x.relu(), y], "b": [y, y.tanh(), x[:, :3]]}
+    pairs = [("a", "b"), ("b", "b")]
+    streamed = StreamedCka(pairs)
+    for batch in minibatches(40, 12, passes=2):
+        streamed.add({key: [layer[batch] for layer in layers] for key, layers in nets.items()})
+    represented = {key: Representation(layers, batch_size=12, passes=2) for key, layers in nets.items()}
+    for a, b in pairs:
+        torch.testing.assert_close(streamed.cka(a, b), represented[a].cka(represented[b]), rtol=1e-12, atol=1e-12)
+    assert torch.diagonal(streamed.cka("b", "b")).tolist() == pytest.approx([1.0] * 3, abs=1e-12)
+    one = StreamedCka(pairs)
+    one.add(nets)
+    assert one.cka("a", "b")[0, 0].item() == pytest.approx(debiased_linear_cka(x, y).item(), abs=1e-12)
+    assert one.cka("a", "b")[1, 0].item() == pytest.approx(debiased_linear_cka(x.relu(), y).item(), abs=1e-12)
 
 
 def ref_hsic_unbiased_fast(k, l):

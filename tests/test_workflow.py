@@ -342,6 +342,12 @@ def test_changing_the_co_rule_retrains_nothing(smoke):
                     "representation_tables": 1, "representation_figures": 1, "claims": 1, "all": 1}
 
 
+def test_autoattack_checks_the_probed_networks_and_retrains_nothing(smoke):
+    # off by default (it needs the optional extra); on, it checks each probed run's networks and adds one table
+    jobs = smoke.planned_jobs("--configfile", SMOKE, "--config", "adversarial={autoattack: {images: 20}}")
+    assert jobs == {"check_autoattack": 5, "autoattack_table": 1, "claims": 1, "all": 1}
+
+
 def test_adding_a_beta_schedules_only_its_runs(smoke):
     jobs = smoke.planned_jobs("--configfile", SMOKE, "--config",
                               "adversarial={feature: {method: fgsm, epsilon: 0.3, betas: [0.2, 0.1]}}")
@@ -438,6 +444,11 @@ def test_block_knobs_rerun_only_what_reads_them(smoke):
     jobs = smoke.planned_jobs("--configfile", SMOKE, "--config", "representations={blocks: {lr: 0.02}}")
     assert jobs == {"train_block_network": 4, "block_structure": 2, "block_tables": 1, "block_figure": 1,
                     "claims": 1, "all": 1}
+    # the block scalars read only how CKA is batched (similarity.batch_size, passes), not the heatmaps' estimator
+    jobs = smoke.planned_jobs("--configfile", SMOKE, "--config", "similarity={estimator: debiased}")
+    assert jobs["compare_representations"] == 1 and "block_structure" not in jobs and "train_block_network" not in jobs
+    jobs = smoke.planned_jobs("--configfile", SMOKE, "--config", "similarity={passes: 2}")
+    assert jobs["block_structure"] == 2 and "train_block_network" not in jobs and "train_adversarial" not in jobs
 
 
 def test_block_table_is_the_largest_block_recomputed_by_hand(smoke):

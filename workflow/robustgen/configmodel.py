@@ -225,7 +225,8 @@ class Similarity(Section):
     images: SimilarityImages = Field(default_factory=SimilarityImages)
     estimator: Literal['linear', 'debiased', 'rbf'] = Field(default='linear', description='linear CKA, debiased (linear kernel, unbiased HSIC) or rbf')
     rbf_threshold: float = Field(default=1.0, gt=0, description='rbf: bandwidth = this x the median pairwise distance')
-    batch_size: int = Field(default=0, ge=0, json_schema_extra={'not': {'enum': [1, 2, 3]}}, description='0 (the full set at once) or at least 4')
+    batch_size: int = Field(default=0, ge=0, json_schema_extra={'not': {'enum': [1, 2, 3]}}, description='0 (the full set at once) or at least 4: minibatch CKA, unbiased HSIC summed over batches of this size, streamed batch by batch where activations would not fit')
+    passes: int = Field(default=1, ge=1, description='minibatch CKA: passes over the images, the first in order, each later one in a random order (Cianfarani et al.: 3)')
     snapshots: int = Field(default=20, ge=0, description='0 compares every snapshot')
 
 
@@ -297,7 +298,8 @@ class AdversarialSingleStep(Section):
 
     rs_fgsm_step: float = Field(default=1.25, gt=0, description='RS-FGSM step, as a fraction of epsilon (Wong et al.: 1.25)')
     n_fgsm_noise: float = Field(default=2.0, ge=0, description='N-FGSM noise radius, as a fraction of epsilon (de Jorge et al.: 2)')
-    grad_align: float = Field(default=0.2, ge=0, description='GradAlign weight lambda of 1 - cos(grad at x, grad at x + eta) beside FGSM, the same at every epsilon (Andriushchenko & Flammarion tune it per epsilon: 0.2 at 8/255)')
+    grad_align: float = Field(default=0.2, ge=0, description='GradAlign weight lambda of 1 - cos(grad at x, grad at x + eta) beside FGSM: at every epsilon, or at grad_align_epsilon')
+    grad_align_epsilon: float = Field(default=0.0, ge=0, le=1, description='0: lambda = grad_align at every epsilon; else the epsilon where lambda = grad_align, lambda growing tenfold per further grad_align_epsilon (Andriushchenko & Flammarion on CIFAR10: 0.2 at 8/255, 0.027 at 1/255, 2.0 at 16/255)')
 
 
 class AdversarialLog(Section):
@@ -315,6 +317,13 @@ class AdversarialEvaluation(Section):
     steps: int = Field(default=50, ge=1, description='steps of the evaluation PGD')
     step: float = Field(default=0.05, gt=0, description='evaluation PGD step, as a fraction of epsilon')
     restarts: int = Field(default=5, ge=1, description='random restarts of the evaluation PGD (a point is robust if it resists every one)')
+
+
+class AdversarialAutoattack(Section):
+    """AutoAttack (Croce & Hein 2020; standard version: APGD-CE, APGD-T, FAB-T and Square, L-inf at the run's epsilon) beside the evaluation PGD on the same images, for the networks the probes measure; needs the optional package pyautoattack (pip install -e ".[autoattack]")"""
+
+    images: int = Field(default=0, ge=0, description='the first this-many evaluation images of the final and the best network (0: AutoAttack is not run)')
+    batch_size: int = Field(default=250, ge=1, description='images per AutoAttack batch')
 
 
 class AdversarialOverfitting(Section):
@@ -357,6 +366,7 @@ class Adversarial(Section):
     single_step: AdversarialSingleStep = Field(default_factory=AdversarialSingleStep)
     log: AdversarialLog = Field(default_factory=AdversarialLog)
     evaluation: AdversarialEvaluation = Field(default_factory=AdversarialEvaluation)
+    autoattack: AdversarialAutoattack = Field(default_factory=AdversarialAutoattack)
     overfitting: AdversarialOverfitting = Field(default_factory=AdversarialOverfitting)
     probes: AdversarialProbes = Field(default_factory=AdversarialProbes)
 

@@ -202,6 +202,7 @@ class Similarity:
     estimator: str
     rbf_threshold: float
     batch_size: int
+    passes: int
     snapshots: int
 
 
@@ -284,6 +285,7 @@ class AdversarialSingleStep:
     rs_fgsm_step: float
     n_fgsm_noise: float
     grad_align: float
+    grad_align_epsilon: float
 
 
 @dataclasses.dataclass(frozen=True)
@@ -303,6 +305,16 @@ class AdversarialEvaluation:
     steps: int
     step: float
     restarts: int
+
+
+@dataclasses.dataclass(frozen=True)
+class AdversarialAutoattack:
+    """AutoAttack (Croce & Hein 2020; standard version: APGD-CE, APGD-T, FAB-T and Square, L-inf at the run's
+    epsilon) beside the evaluation PGD on the same images, for the networks the probes measure; needs the optional
+    package pyautoattack (pip install -e ".[autoattack]")"""
+
+    images: int
+    batch_size: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -351,6 +363,7 @@ class Adversarial:
     single_step: AdversarialSingleStep
     log: AdversarialLog
     evaluation: AdversarialEvaluation
+    autoattack: AdversarialAutoattack
     overfitting: AdversarialOverfitting
     probes: AdversarialProbes
 

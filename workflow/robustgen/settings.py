@@ -288,12 +288,25 @@ class RegionSlices:
 # --- similarity -----------------------------------------------------------------------------------------------
 
 @dataclasses.dataclass(frozen=True)
-class CkaEstimator:
+class CkaBatches:
+    """similarity.batch_size and passes: whether CKA is accumulated over minibatches, and over how many passes
+    (the block stage's scalars, whose estimator is fixed, read only these)."""
+
+    batch_size: int
+    passes: int
+
+
+@dataclasses.dataclass(frozen=True)
+class CkaEstimator(CkaBatches):
     """similarity.*, less the images: the study's CKA estimator (every stage that compares representations)."""
 
     estimator: str
     rbf_threshold: float
-    batch_size: int
+
+    def options(self) -> dict:
+        """The keyword arguments of measures.similarity.Representation."""
+        return dict(estimator=self.estimator, rbf_threshold=self.rbf_threshold, batch_size=self.batch_size,
+                    passes=self.passes)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -360,6 +373,13 @@ class ProbedRuns:
 
 
 @dataclasses.dataclass(frozen=True)
+class CheckedRuns:
+    """adversarial.autoattack.images: whether AutoAttack checks the probed runs' networks (0: no)."""
+
+    images: int
+
+
+@dataclasses.dataclass(frozen=True)
 class AdversarialGrid:
     """adversarial.*: the runs of the stage (read by the workflow to fan out)."""
 
@@ -370,6 +390,7 @@ class AdversarialGrid:
     seeds: list[int]
     feature: FeatureSweep
     probes: ProbedRuns
+    autoattack: CheckedRuns
 
 
 PgdTraining = sections.AdversarialPgd  # the whole section
@@ -416,6 +437,14 @@ class AdversarialProbes:
 
     probes: AdversarialProbeSizes
     overfitting: OverfittingRule
+
+
+@dataclasses.dataclass(frozen=True)
+class AutoAttackCheck:
+    """adversarial.autoattack and .evaluation: AutoAttack beside the study's evaluation PGD, on the same images."""
+
+    autoattack: sections.AdversarialAutoattack
+    evaluation: RobustEvaluation
 
 
 @dataclasses.dataclass(frozen=True)

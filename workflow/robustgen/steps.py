@@ -410,6 +410,27 @@ def probe_adversarial(*, data: Path, networks: Path, run_json: Path, log: Path, 
     print(items.groupby(["network", "measure"], sort=False)["value"].median().to_string())
 
 
+@step(compute=True)
+def check_autoattack(*, data: Path, networks: Path, run_json: Path, output: Path, adversarial: views.AutoAttackCheck,
+                     device: Device) -> None:
+    """AutoAttack beside the study's evaluation PGD on a run's networks."""
+    from .io import write_csv
+    from .stages.adversarial import autoattack_check
+
+    checked = autoattack_check(data, networks, run_json, adversarial, device)
+    write_csv(checked, output)
+    print(checked.to_string(index=False))
+
+
+@step()
+def autoattack_table(*, checks: list[Path], table: Path) -> None:
+    """adversarial_autoattack.csv: AutoAttack beside the evaluation PGD, per checked network."""
+    from .io import write_csv
+    from .stages.adversarial import autoattack_table as collect
+
+    write_csv(collect(checks), table)
+
+
 @step()
 def adversarial_tables(*, runs: list[Path], logs: list[Path], probes: list[Path], runs_table: Path, onset: Path,
                        probes_table: Path, adversarial: views.OverfittingVerdict) -> None:
@@ -527,12 +548,13 @@ def train_block_network(*, data: Path, run_json: Path, networks: Path, method: s
 
 @step(compute=True)
 def block_structure(*, data: Path, runs: list[Path], networks: list[Path], structure: Path, matrices: Path,
-                    blocks: Annotated[views.BlockComparison, Knob("representations.blocks")], device: Device) -> None:
+                    blocks: Annotated[views.BlockComparison, Knob("representations.blocks")],
+                    similarity: views.CkaBatches, device: Device) -> None:
     """One seed's untrained, standard and PGD network: layer × layer debiased CKA and its structure scalars."""
     from .io import write_csv
     from .stages.representations import block_structure as measure
 
-    scalars, cells = measure(data, runs, networks, blocks, device)
+    scalars, cells = measure(data, runs, networks, blocks, similarity, device)
     write_csv(cells, matrices)
     write_csv(scalars, structure)
     print(scalars.to_string(index=False))

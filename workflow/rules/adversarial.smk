@@ -52,6 +52,46 @@ rule probe_adversarial:
         STEP
 
 
+rule check_autoattack:
+    input:
+        data=ADVERSARIAL_DATA,
+        networks=adversarial_path("networks.pt"),
+        run_json=adversarial_path("run.json"),
+    output:
+        output=adversarial_path("autoattack.csv"),
+    log:
+        adversarial_log("autoattack.log"),
+    conda:
+        ENV
+    threads: 1
+    resources:
+        gpu=GPU,
+        mem_mb=3000,
+        runtime=60,
+    params:
+        adversarial=knobs(views.AutoAttackCheck, "adversarial"),
+        device=config["device"],
+    script:
+        STEP
+
+
+rule autoattack_table:
+    input:
+        checks=probed_adversarial_files("autoattack.csv"),
+    output:
+        table=results_table("adversarial_autoattack", "Adversarial training"),
+    log:
+        "logs/tables/adversarial_autoattack.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        STEP
+
+
 rule adversarial_tables:
     input:
         runs=adversarial_files("run.json"),

@@ -357,7 +357,8 @@ TABLES = {
     "sensitivity": ["sensitivity_summary", "sensitivity_trajectory"],
     "similarity": ["cka_layers", "cka_seeds", "cka_trajectory"],
     "capacity": ["capacity_sweep", "capacity_correlations"],
-    "adversarial": ["adversarial_runs", "adversarial_onset", "adversarial_probes"],
+    "adversarial": ["adversarial_runs", "adversarial_onset", "adversarial_probes"]
+    + (["adversarial_autoattack"] if ADVERSARIAL.autoattack.images else []),
     "representations": [
         "representation_structure",
         "representation_summary",

@@ -181,6 +181,7 @@ rule block_structure:
         runtime=20,
     params:
         blocks=knobs(views.BlockComparison, "representations.blocks"),
+        similarity=knobs(views.CkaBatches, "similarity"),
         device=config["device"],
     script:
         STEP

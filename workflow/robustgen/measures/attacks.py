@@ -238,6 +238,31 @@ def alignment_penalty(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps
     return 1.0 - cosine.mean()
 
 
+def autoattack_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, image_shape: list[int],
+                       seed: int, batch_size: int = 250) -> torch.Tensor:
+    """Which points `model` (flattened inputs in [0, 1]) still classifies correctly under AutoAttack's standard
+    version at L∞ radius `eps` (Croce & Hein 2020: APGD-CE, then APGD-T, FAB-T and Square on the points still
+    standing), run by pyautoattack (the authors' code, packaged), an optional dependency. A check on the study's
+    PGD evaluation: its accuracy is an upper bound that AutoAttack usually lowers by a little."""
+    try:
+        from pyautoattack import AutoAttack
+    except ImportError as error:
+        raise ImportError("AutoAttack needs the optional package pyautoattack: pip install -e '.[autoattack]' "
+                          "(or set adversarial.autoattack.images: 0)") from error
+    shaped = nn.Sequential(nn.Flatten(), model).eval()  # AutoAttack's Square attack needs image-shaped inputs
+    attack = AutoAttack(shaped, eps=eps, norm="Linf", version="standard", seed=seed, device=x.device)
+    adversarial, _ = attack.run_standard_evaluation(x.view(len(x), *image_shape), y, batch_size=batch_size)
+    with torch.no_grad():
+        return model(adversarial.flatten(1)).argmax(dim=1) == y
+
+
+def grad_align_weight(weight: float, eps: float, reference_eps: float = 0.0) -> float:
+    """GradAlign's λ for a run at radius `eps`: `weight` at every radius (`reference_eps` 0), or Andriushchenko &
+    Flammarion's log-linear scheme, `weight` at `reference_eps` and tenfold for every further `reference_eps`
+    (their CIFAR-10 runs: 0.2 at 8/255, so 0.027 at 1/255 and 2.0 at 16/255)."""
+    return weight if reference_eps == 0 else weight * 10 ** ((eps - reference_eps) / reference_eps)
+
+
 def margin(outputs: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
     """Largest other output (or the `targets` class's output) minus the true class's output; > 0 means
     misclassified (as the target, when given)."""

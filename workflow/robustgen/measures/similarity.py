@@ -69,10 +69,23 @@ def rbf_cka(x: torch.Tensor, y: torch.Tensor, threshold: float = 1.0, debiased: 
     return cka_from_grams(gram_rbf(x, threshold), gram_rbf(y, threshold), debiased=debiased)
 
 
-def minibatch_cka(x: torch.Tensor, y: torch.Tensor, batch_size: int) -> torch.Tensor:
+def minibatch_cka(x: torch.Tensor, y: torch.Tensor, batch_size: int, passes: int = 1) -> torch.Tensor:
     """Minibatch linear CKA (Nguyen et al. 2021): Σ_b HSIC_u(K_b, L_b) / sqrt(Σ_b HSIC_u(K_b, K_b) Σ_b HSIC_u(L_b, L_b))
-    over consecutive batches — for sets too large for one n×n Gram matrix."""
-    return Representation([x], batch_size=batch_size).cka(Representation([y], batch_size=batch_size))[0, 0]
+    over the batches of `minibatches` — for sets too large for one n×n Gram matrix."""
+    options = dict(batch_size=batch_size, passes=passes)
+    return Representation([x], **options).cka(Representation([y], **options))[0, 0]
+
+
+def minibatches(n: int, batch_size: int, passes: int = 1) -> list[torch.Tensor]:
+    """The example indices of minibatch CKA's batches: `passes` passes over the n examples, the first in their
+    order and every later one in a random order drawn from the pass's number (so the same on every machine),
+    each cut into consecutive batches of `batch_size`; a short last batch is kept where it has the 4 examples
+    the unbiased HSIC needs. Later passes average over which examples share a batch (Cianfarani et al.: 3)."""
+    if batch_size < 4 or passes < 1:
+        raise ValueError(f"minibatch CKA needs batches of at least 4 examples and at least one pass, got "
+                         f"batch_size {batch_size}, passes {passes}")
+    orders = [torch.arange(n)] + [torch.randperm(n, generator=torch.Generator().manual_seed(p)) for p in range(1, passes)]
+    return [order[start:start + batch_size] for order in orders for start in range(0, n - 3, batch_size)]
 
 
 ESTIMATORS = ("linear", "debiased", "rbf")
@@ -199,17 +212,16 @@ class Representation:
     """One network's activations on a fixed set of examples, prepared once for CKA with any other."""
 
     def __init__(self, acts: list[torch.Tensor], *, estimator: str = "linear", rbf_threshold: float = 1.0,
-                 batch_size: int = 0, grams: list[torch.Tensor] | None = None):
+                 batch_size: int = 0, passes: int = 1, grams: list[torch.Tensor] | None = None):
         """`grams`: the whole set's Gram matrices of `acts` under `estimator`'s kernel where already computed
-        (e.g. linear ones shared by the biased and the debiased estimator); ignored in minibatch mode."""
+        (e.g. linear ones shared by the biased and the debiased estimator); ignored in minibatch mode
+        (`batch_size` between 1 and n: unbiased HSIC per batch of `minibatches`)."""
         if estimator not in ESTIMATORS:
             raise ValueError(f"unknown CKA estimator {estimator!r}; allowed: {', '.join(ESTIMATORS)}")
-        n = len(acts[0])
-        self.minibatch = bool(batch_size) and batch_size < n
-        if self.minibatch:  # unbiased HSIC per batch; the last needs at least 4 examples
-            starts = range(0, n - 3, batch_size)
-            self.batches = [prepare([gram(a[s:s + batch_size], estimator, rbf_threshold) for a in acts], True)
-                            for s in starts]
+        self.minibatch = minibatch_mode(len(acts[0]), batch_size)
+        if self.minibatch:
+            self.batches = [prepare([gram(a[batch], estimator, rbf_threshold) for a in acts], True)
+                            for batch in minibatches(len(acts[0]), batch_size, passes)]
         else:
             grams = grams if grams is not None else [gram(a, estimator, rbf_threshold) for a in acts]
             self.batches = [prepare(grams, estimator == "debiased")]
@@ -222,9 +234,43 @@ class Representation:
 
 
 def cka_between(acts_a: list[torch.Tensor], acts_b: list[torch.Tensor], *, estimator: str = "linear",
-                rbf_threshold: float = 1.0, batch_size: int = 0) -> torch.Tensor:
+                rbf_threshold: float = 1.0, batch_size: int = 0, passes: int = 1) -> torch.Tensor:
     """(len(acts_a), len(acts_b)) CKA of every layer's activations in `acts_a` with every one in `acts_b`
     (the same examples in the same order). `estimator`: linear, debiased (linear kernel, unbiased HSIC) or
-    rbf. With `batch_size` > 0 and below n: minibatch CKA, unbiased HSIC summed over consecutive batches."""
-    options = dict(estimator=estimator, rbf_threshold=rbf_threshold, batch_size=batch_size)
+    rbf. With `batch_size` > 0 and below n: minibatch CKA, unbiased HSIC summed over `minibatches`."""
+    options = dict(estimator=estimator, rbf_threshold=rbf_threshold, batch_size=batch_size, passes=passes)
     return Representation(acts_a, **options).cka(Representation(acts_b, **options))
+
+
+def minibatch_mode(n: int, batch_size: int) -> bool:
+    """Whether CKA on n examples is accumulated over minibatches (0 < batch_size < n) or taken on the whole set."""
+    return 0 < batch_size < n
+
+
+class StreamedCka:
+    """Minibatch CKA between the layers of many networks, accumulated one batch at a time (Nguyen et al. 2021;
+    Cianfarani et al.'s online CKA): per batch each network's Gram matrices are prepared once and every
+    requested pair's HSIC is added, so only one batch's activations are ever held — for image sets (or
+    networks) whose activations do not fit at once. The same sums as Representation's minibatch mode over the
+    same batches, in the other loop order."""
+
+    def __init__(self, pairs, *, estimator: str = "linear", rbf_threshold: float = 1.0):
+        if estimator not in ESTIMATORS:
+            raise ValueError(f"unknown CKA estimator {estimator!r}; allowed: {', '.join(ESTIMATORS)}")
+        self.pairs = list(dict.fromkeys(pairs))
+        self.estimator, self.rbf_threshold = estimator, rbf_threshold
+        self.cross: dict = {}
+        self.own: dict = {}
+
+    def add(self, acts: dict) -> None:
+        """One batch: {network: its layers' activations on the batch's examples}, for every network of a pair."""
+        prepared = {key: prepare([gram(a, self.estimator, self.rbf_threshold) for a in layers], True)
+                    for key, layers in acts.items()}
+        for key, p in prepared.items():
+            self.own[key] = self.own.get(key, 0) + self_hsic(p)
+        for a, b in self.pairs:
+            self.cross[a, b] = self.cross.get((a, b), 0) + hsic_matrix(prepared[a], prepared[b])
+
+    def cka(self, a, b) -> torch.Tensor:
+        """(layers of a, layers of b) minibatch CKA of the pair (a, b), over the batches added so far."""
+        return self.cross[a, b] / torch.sqrt(self.own[a][:, None] * self.own[b][None, :])

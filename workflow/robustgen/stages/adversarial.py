@@ -27,12 +27,12 @@ import torch
 from .. import data as datasets
 from ..evaluation import evaluate
 from ..io import atomic_torch_save, load_file, read_json, write_csv, write_json
-from ..measures.attacks import (METHODS as PRESETS, SINGLE_STEP, Ascent, alignment_penalty, gradient_alignment,
-                                linf_ascent, pgd, robust_correct, single_step)
+from ..measures.attacks import (METHODS as PRESETS, SINGLE_STEP, Ascent, alignment_penalty, autoattack_correct,
+                                gradient_alignment, grad_align_weight, linf_ascent, pgd, robust_correct, single_step)
 from ..measures.sensitivity import trajectory_anchors
 from ..models import architecture_spec, build, from_state
-from ..settings import (AdversarialProbes, AdversarialTraining, EllipseSampling, OverfittingRule, RadiusProbes,
-                        RobustEvaluation)
+from ..settings import (AdversarialProbes, AdversarialTraining, AutoAttackCheck, EllipseSampling, OverfittingRule,
+                        RadiusProbes, RobustEvaluation)
 from ..train import DTYPES, METRICS, Data, lr_schedule, make_optimizer, resolve_device, train
 from ..measures.network import adversarial_probes, measure_network, random_noise_probes
 from ..measures.overfitting import VERDICT_KEYS, detect_overfitting, schedule
@@ -154,7 +154,7 @@ def robustness_record(model, x, y, *, eps: float, pgd_steps: int, generator: tor
                 grad_norm=float(norms.mean()))
 
 
-STREAMS = ("training attack", "log", "evaluation")
+STREAMS = ("training attack", "log", "evaluation", "autoattack check")
 
 
 def stream(seed: int, purpose: str, device) -> torch.Generator:
@@ -222,10 +222,11 @@ def run(split_path: Path, training: AdversarialTraining, *, model: str, method: 
             best.update(pgd_acc=entry["pgd_acc"], step=step,
                         state={k: v.detach().clone() for k, v in model.state_dict().items()})
 
+    weight = grad_align_weight(training.single_step.grad_align, eps, training.single_step.grad_align_epsilon)
+
     def align(model, xb, yb):
-        """GradAlign's term on the clean batch, at the batch's scheduled ε."""
-        return training.single_step.grad_align * alignment_penalty(model, xb, yb, eps=current["eps"],
-                                                                   generator=attack_generator)
+        """GradAlign's term on the clean batch, at the batch's scheduled ε, weighted for the run's ε."""
+        return weight * alignment_penalty(model, xb, yb, eps=current["eps"], generator=attack_generator)
 
     # the log measures the whole training set, not the test set: held-out accuracy along training is the log
     # images' (clean_acc), and the whole test set is evaluated once at the end (test_acc of the evaluation)
@@ -321,6 +322,55 @@ def probe(split_path: Path, networks_path: Path, run_json: Path, log_csv: Path, 
         frames.append(pd.concat(parts, ignore_index=True).assign(network=name, step=network["step"]))
     table = pd.concat(frames, ignore_index=True).assign(**identity)
     return table[[*identity, "network", "step", "measure", "item", "value"]]
+
+
+AUTOATTACK_COLUMNS = (*RUN_COLUMNS, "network", "step", "images", "clean_acc", "pgd_acc", "autoattack_acc",
+                      "broken_by_autoattack_only", "broken_by_pgd_only")
+
+
+def autoattack_check(split_path: Path, networks_path: Path, run_json: Path, s: AutoAttackCheck,
+                     device: str) -> pd.DataFrame:
+    """Per network of a run (the final one, and the best one where it is another network), on the first
+    `autoattack.images` evaluation images (with the run's feature β·v_y): clean accuracy, the accuracy under
+    the study's evaluation PGD (adversarial.evaluation, its own random starts) and under AutoAttack, and the
+    shares of images only one of the two breaks. AutoAttack below PGD by a little is the expected check; many
+    images only PGD breaks would say AutoAttack is run wrongly."""
+    run = read_json(run_json)
+    settings = run["settings"]
+    device = resolve_device(device)
+    split = datasets.read_split(split_path)
+    _, test_x = inputs(split, settings["beta"], device=device, dtype=DTYPES[settings["dtype"]])
+    first, last = run["evaluation_images"]
+    count = min(s.autoattack.images, last - first + 1)
+    x, y = test_x[first:first + count], split.test_y[first:first + count].to(device)
+    blob = load_file(networks_path, device)
+    identity = {"dataset": run["data"]["dataset"], **{k: settings[k] for k in RUN_COLUMNS[1:]}}
+    eps, seed = settings["eps"], settings["seed"]
+    rows = []
+    for name in ("final", "best"):
+        network = blob["networks"][name]
+        if name == "best" and network["step"] in (None, blob["networks"]["final"]["step"]):
+            continue  # no best network, or the final one itself
+        model = from_state(blob["model_spec"], network["state_dict"], device=device).eval()
+        pgd_ok = robust_correct(model, x, y, eps=eps, ascent=evaluation_attack(s.evaluation),
+                                restarts=s.evaluation.restarts, generator=stream(seed, "autoattack check", device))
+        autoattack_ok = autoattack_correct(model, x, y, eps=eps, image_shape=split.meta["image_shape"], seed=seed,
+                                           batch_size=s.autoattack.batch_size)
+        rows.append(dict(identity, network=name, step=network["step"], images=count,
+                         clean_acc=_accuracy(model, x, y), pgd_acc=float(pgd_ok.double().mean()),
+                         autoattack_acc=float(autoattack_ok.double().mean()),
+                         broken_by_autoattack_only=float((pgd_ok & ~autoattack_ok).double().mean()),
+                         broken_by_pgd_only=float((autoattack_ok & ~pgd_ok).double().mean())))
+    return pd.DataFrame(rows, columns=AUTOATTACK_COLUMNS)
+
+
+def autoattack_table(checks: list[Path]) -> pd.DataFrame:
+    """adversarial_autoattack.csv: every checked network, in the runs table's order."""
+    table = pd.concat([pd.read_csv(p) for p in checks], ignore_index=True)
+    order = {m: i for i, m in enumerate(METHODS)}
+    return table.sort_values(["dataset", "model", "beta", "method", "eps", "seed", "network"],
+                             key=lambda c: c.map(order) if c.name == "method" else c,
+                             kind="stable").reset_index(drop=True)[list(AUTOATTACK_COLUMNS)]
 
 
 # --- tables --------------------------------------------------------------------------------------------------

@@ -23,12 +23,13 @@ from .. import data as datasets
 from ..evaluation import evaluate
 from ..io import atomic_torch_save, load_file, read_json, write_json
 from ..measures.attacks import linf_ascent, pgd, robust_correct
-from ..measures.similarity import Representation, gram_linear, hidden_and_output, structure
+from ..measures.similarity import (Representation, StreamedCka, gram_linear, hidden_and_output, minibatch_mode,
+                                  minibatches, structure)
 from ..measures.stats import seed_mean
 from ..models import build, calibrate_batchnorm, from_state
 from ..runs import RUN_COLUMNS, milestone_snapshots, open_run, stored_checkpoints
-from ..settings import (BlockComparison, BlockTraining, Bootstrap, CkaAlongRuns, CkaEstimator, GrokkingPlacement,
-                        OverfittingRule, RepresentationComparison)
+from ..settings import (BlockComparison, BlockTraining, Bootstrap, CkaAlongRuns, CkaBatches, CkaEstimator,
+                        GrokkingPlacement, OverfittingRule, RepresentationComparison)
 from ..train import DTYPES, Data, lr_schedule, make_optimizer, resolve_device, train
 from .adversarial import inputs as run_inputs, network_spec, stream
 from ..measures.overfitting import detect_overfitting, schedule
@@ -127,19 +128,59 @@ def _represent(held: dict, key, net: torch.nn.Module, images: torch.Tensor, esti
         values = [a for _, a in acts]
         linear = [gram_linear(a) for a in values]  # both estimators' kernel where the study's is linear
         shared = linear if estimator.estimator in ("linear", "debiased") else None
-        study = Representation(values, estimator=estimator.estimator, rbf_threshold=estimator.rbf_threshold,
-                               batch_size=estimator.batch_size, grams=shared)
+        study = Representation(values, grams=shared, **estimator.options())
         same = estimator.estimator == "debiased" and not study.minibatch
         debiased = study if same else Representation(values, estimator="debiased", grams=linear)
         held[key] = [name for name, _ in acts], study, debiased
     return held[key]
 
 
+def whole_set_cka(nets: dict, pairs: list[tuple], images: torch.Tensor, estimator: CkaEstimator) -> dict:
+    """{(a, b): (layers of a, layers of b, CKA with the study's estimator, debiased CKA)} on the whole image set
+    at once, each network's representation prepared once for all its pairs."""
+    held: dict[tuple, tuple] = {}
+    found = {}
+    for a, b in pairs:
+        (names_a, study_a, debiased_a), (names_b, study_b, debiased_b) = (
+            _represent(held, net, nets[net], images, estimator) for net in (a, b))
+        found[a, b] = names_a, names_b, study_a.cka(study_b), debiased_a.cka(debiased_b)
+    return found
+
+
+def streamed_cka(nets: dict, pairs: list[tuple], images: torch.Tensor, batches: CkaBatches, *,
+                 kernel: str = "linear", rbf_threshold: float = 1.0) -> dict:
+    """The same as `whole_set_cka` by minibatch CKA over `measures.similarity.minibatches` of the images,
+    streamed batch by batch (one batch's activations held at a time). Both CKAs use unbiased HSIC per batch:
+    with a linear kernel (the scalars') they are one estimate; with `kernel` rbf the first has the RBF kernel."""
+    study = StreamedCka(pairs, estimator=kernel, rbf_threshold=rbf_threshold)
+    linear = study if kernel != "rbf" else StreamedCka(pairs, estimator="linear")
+    keys = list(dict.fromkeys(net for pair in pairs for net in pair))
+    names = {}
+    for batch in minibatches(len(images), batches.batch_size, batches.passes):
+        acts = {key: hidden_and_output(nets[key], images[batch]) for key in keys}
+        names = {key: list(layers) for key, layers in acts.items()}
+        values = {key: list(layers.values()) for key, layers in acts.items()}
+        for accumulator in dict.fromkeys((study, linear)):
+            accumulator.add(values)
+    return {(a, b): (names[a], names[b], study.cka(a, b), linear.cka(a, b)) for a, b in pairs}
+
+
+def attacked_inputs(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, attack, generator,
+                    chunk: int) -> torch.Tensor:
+    """PGD inputs made against `net`, `chunk` images at a time (all at once where chunk is 0): the attack of
+    each image depends on it alone (evaluation-mode networks), so chunks bound the memory, not the inputs' law."""
+    chunk = chunk or len(x)
+    return torch.cat([linf_ascent(net, x[i:i + chunk], y[i:i + chunk], loss="cross_entropy", eps=eps, ascent=attack,
+                                  generator=generator) for i in range(0, len(x), chunk)])
+
+
 def compare(split_path: Path, runs: list[Path], networks: list[Path], s: RepresentationComparison,
             estimator: CkaEstimator, device: str) -> pd.DataFrame:
     """Layer × layer CKA (hidden layers and output) of the pairs of `compared_pairs`, with the study's
-    estimator (`cka`, the heatmaps) and with debiased linear CKA on the whole image set (`cka_debiased`,
-    every scalar: the biased estimate has a floor that depends on the layers' widths). One input set at a
+    estimator (`cka`, the heatmaps) and with debiased linear CKA (`cka_debiased`, every scalar: the biased
+    estimate has a floor that depends on the layers' widths) — on the whole image set, or where
+    `similarity.batch_size` is below the number of images, both by minibatch CKA streamed over batches
+    (`streamed_cka`; Cianfarani et al.'s protocol, for sets whose activations do not fit). One input set at a
     time (benign, then the PGD inputs against each attacked network), so only its representations are held."""
     device = resolve_device(device)
     first = read_json(runs[0])
@@ -150,6 +191,7 @@ def compare(split_path: Path, runs: list[Path], networks: list[Path], s: Represe
     nets = trained_networks(runs, networks, device, calibration=train_x)
     seeds = sorted({seed for _, seed in nets})
     attack = pgd(s.pgd_inputs.steps, s.pgd_inputs.step)
+    streamed = minibatch_mode(len(x), estimator.batch_size)
     by_inputs: dict[tuple, list] = {}  # (inputs, attacked network or None) → [(against, a, b)]
     for inputs, against, a, b in compared_pairs(seeds):
         if a in nets and b in nets:  # a best network that was never kept (no step after the warm-up) is skipped
@@ -162,13 +204,14 @@ def compare(split_path: Path, runs: list[Path], networks: list[Path], s: Represe
         images = x
         if attacked is not None:
             generator = torch.Generator(device=device).manual_seed(1000 * order.index(attacked[0]) + attacked[1])
-            images = linf_ascent(nets[attacked], x, y, loss="cross_entropy", eps=eps, ascent=attack,
-                                 generator=generator)
-        held: dict[tuple, tuple] = {}
+            images = attacked_inputs(nets[attacked], x, y, eps=eps, attack=attack, generator=generator,
+                                     chunk=estimator.batch_size if streamed else 0)
+        compared = [(a, b) for _, a, b in pairs]
+        found = (streamed_cka(nets, compared, images, estimator, kernel=estimator.estimator,
+                              rbf_threshold=estimator.rbf_threshold) if streamed
+                 else whole_set_cka(nets, compared, images, estimator))
         for against, a, b in pairs:
-            (names_a, study_a, debiased_a), (names_b, study_b, debiased_b) = (
-                _represent(held, net, nets[net], images, estimator) for net in (a, b))
-            matrix, debiased = study_a.cka(study_b), debiased_a.cka(debiased_b)
+            names_a, names_b, matrix, debiased = found[a, b]
             rows += [dict(identity, inputs=inputs, against=against, network_a=a[0], seed_a=a[1], network_b=b[0],
                           seed_b=b[1], layer_a=la, layer_b=lb, cka=matrix[i, j].item(),
                           cka_debiased=debiased[i, j].item())
@@ -232,11 +275,12 @@ def train_block_network(split_path: Path, b: BlockTraining, *, method: str, seed
 
 
 def block_structure(split_path: Path, runs: list[Path], networks: list[Path], b: BlockComparison,
-                    device: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+                    batches: CkaBatches, device: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(per network of one seed — its untrained control, standard and PGD network — the structure scalars of
     its own layer × layer debiased linear CKA (hidden layers' ReLU outputs and the output) on `b.images` test
     images after the runs' evaluation images, with its accuracies; the matrices, long) — largest_block at
-    `b.threshold`."""
+    `b.threshold`. Where `batches.batch_size` is below `b.images`, the CKA is minibatch CKA streamed over
+    batches (`streamed_cka`: unbiased HSIC per batch, as the debiased estimate on the whole set)."""
     device = resolve_device(device)
     split = datasets.read_split(split_path)
     first = read_json(runs[0])["evaluation_images"][1] + 1
@@ -256,18 +300,19 @@ def block_structure(split_path: Path, runs: list[Path], networks: list[Path], b:
         if UNTRAINED not in nets:
             nets[UNTRAINED] = initial_network(blob["model_spec"], seed, device=device, dtype=torch.float32,
                                               calibration=datasets.as_float(split.train_x, device=device))
+    own = [(name, name) for name in BLOCK_NETWORKS]
+    found = (streamed_cka(nets, own, x, batches) if minibatch_mode(len(x), batches.batch_size) else
+             whole_set_cka(nets, own, x, CkaEstimator(batch_size=0, passes=1, estimator="debiased", rbf_threshold=1)))
     rows, cells = [], []
     for name in BLOCK_NETWORKS:
-        acts = hidden_and_output(nets[name], x)
-        own = Representation(list(acts.values()), estimator="debiased")
-        matrix = own.cka(own).double()
+        names, _, _, matrix = found[name, name]
+        matrix = matrix.double()
         scalars = structure(matrix, b.threshold)
         identity = dict(dataset=split.meta["dataset"], model=model, seed=seed, network=name)
         measured = accuracy.get(name, {})  # none for the control
         rows.append(dict(identity, train_size=len(split.train_x), clean_acc=measured.get("clean_acc", math.nan),
-                         pgd_acc=measured.get("pgd_acc", math.nan), layers=len(acts), threshold=b.threshold,
+                         pgd_acc=measured.get("pgd_acc", math.nan), layers=len(names), threshold=b.threshold,
                          **scalars))
-        names = list(acts)
         cells += [dict(identity, layer_a=names[i], layer_b=names[j], cka_debiased=float(matrix[i, j]))
                   for i, j in itertools.product(range(len(names)), repeat=2)]
     return pd.DataFrame(rows, columns=BLOCK_COLUMNS), pd.DataFrame(cells)
@@ -303,12 +348,9 @@ def place_grokking(grokking_split: Path, checkpoints: list[Path], snapshots: lis
     first = read_json(family_runs[0])
     x, _ = comparison_images(datasets.read_split(family_split), first, s.images, device=device,
                              dtype=DTYPES[first["settings"]["dtype"]])
-    options = dict(estimator=estimator.estimator, rbf_threshold=estimator.rbf_threshold,
-                   batch_size=estimator.batch_size)
-
     def represent(model, **chosen):
         acts = hidden_and_output(model, x.to(next(model.parameters()).dtype))
-        return list(acts), Representation(list(acts.values()), **(chosen or options))
+        return list(acts), Representation(list(acts.values()), **(chosen or estimator.options()))
 
     family = {key: represent(net) for key, net in trained_networks(family_runs, family_networks, device).items()
               if key[0] in ("standard", "pgd")}

@@ -26,8 +26,7 @@ def _images(split_path: Path, run_json: Path, s: Similarity, device: str):
 def _representation(model, x, s: Similarity) -> tuple[list[str], Representation]:
     """(layer names, the network's prepared representation of the images)."""
     acts = layer_activations(model, x)
-    return list(acts), Representation(list(acts.values()), estimator=s.estimator, rbf_threshold=s.rbf_threshold,
-                                      batch_size=s.batch_size)
+    return list(acts), Representation(list(acts.values()), **s.options())
 
 
 def run_similarity(split_path: Path, checkpoints_path: Path, snapshot_dir: Path, run_json: Path,
