@@ -293,3 +293,7 @@ def test_autoattack_breaks_exactly_the_points_within_eps_of_an_affine_boundary()
     pgd = A.robust_correct(model, x, y, eps=eps, ascent=A.pgd(50, 0.05), restarts=2,
                            generator=torch.Generator().manual_seed(0))
     assert not (~pgd & (exact >= eps)).any() and pgd.sum() >= robust.sum()
+    # a float64 network (adversarial.dtype) is attacked in its own type: the same points
+    robust64 = A.autoattack_correct(copy.deepcopy(model).double(), x.double(), y, eps=eps, image_shape=[1, 4, 4],
+                                    seed=0, batch_size=100)
+    assert torch.equal(robust64, exact >= eps)

@@ -225,7 +225,7 @@ class Similarity(Section):
     images: SimilarityImages = Field(default_factory=SimilarityImages)
     estimator: Literal['linear', 'debiased', 'rbf'] = Field(default='linear', description='linear CKA, debiased (linear kernel, unbiased HSIC) or rbf')
     rbf_threshold: float = Field(default=1.0, gt=0, description='rbf: bandwidth = this x the median pairwise distance')
-    batch_size: int = Field(default=0, ge=0, json_schema_extra={'not': {'enum': [1, 2, 3]}}, description='0 (the full set at once) or at least 4: minibatch CKA, unbiased HSIC summed over batches of this size, streamed batch by batch where activations would not fit')
+    batch_size: int = Field(default=0, ge=0, json_schema_extra={'not': {'enum': [1, 2, 3]}}, description='0 (the full set at once) or at least 4: minibatch CKA, unbiased HSIC summed over batches of this size where it is below the number of images (the representations stage streams the batches, one network at a time)')
     passes: int = Field(default=1, ge=1, description='minibatch CKA: passes over the images, the first in order, each later one in a random order (Cianfarani et al.: 3)')
     snapshots: int = Field(default=20, ge=0, description='0 compares every snapshot')
 
@@ -320,7 +320,7 @@ class AdversarialEvaluation(Section):
 
 
 class AdversarialAutoattack(Section):
-    """AutoAttack (Croce & Hein 2020; standard version: APGD-CE, APGD-T, FAB-T and Square, L-inf at the run's epsilon) beside the evaluation PGD on the same images, for the networks the probes measure; needs the optional package pyautoattack (pip install -e ".[autoattack]")"""
+    """AutoAttack (Croce & Hein 2020; standard version: APGD-CE, APGD-T, FAB-T and Square, L-inf at the run's epsilon) beside the evaluation PGD on the same images, for the networks of the probed runs on the clean data (beta = 0); needs the optional package pyautoattack (pip install -e ".[autoattack]")"""
 
     images: int = Field(default=0, ge=0, description='the first this-many evaluation images of the final and the best network (0: AutoAttack is not run)')
     batch_size: int = Field(default=250, ge=1, description='images per AutoAttack batch')

@@ -310,8 +310,8 @@ class AdversarialEvaluation:
 @dataclasses.dataclass(frozen=True)
 class AdversarialAutoattack:
     """AutoAttack (Croce & Hein 2020; standard version: APGD-CE, APGD-T, FAB-T and Square, L-inf at the run's
-    epsilon) beside the evaluation PGD on the same images, for the networks the probes measure; needs the optional
-    package pyautoattack (pip install -e ".[autoattack]")"""
+    epsilon) beside the evaluation PGD on the same images, for the networks of the probed runs on the clean data
+    (beta = 0); needs the optional package pyautoattack (pip install -e ".[autoattack]")"""
 
     images: int
     batch_size: int

@@ -77,7 +77,7 @@ rule check_autoattack:
 
 rule autoattack_table:
     input:
-        checks=probed_adversarial_files("autoattack.csv"),
+        checks=checked_adversarial_files("autoattack.csv"),
     output:
         table=results_table("adversarial_autoattack", "Adversarial training"),
     log:

@@ -305,17 +305,32 @@ def adversarial_files(name):
     return [adversarial_path(name).format(**r) for r in adversarial_runs()]
 
 
-def probed_adversarial_files(name):
-    """`name` in the directory of every run the study's probes measure: the runs trained at an ε of
-    adversarial.probes.epsilons (every run where it is empty), every standard run and the feature sweep's."""
+def probed_adversarial_runs():
+    """The runs the study's probes measure: those trained at an ε of adversarial.probes.epsilons (every run
+    where it is empty), every standard run and the feature sweep's."""
     probed = {tag(e) for e in ADVERSARIAL.probes.epsilons}
     return [
-        adversarial_path(name).format(**r)
+        r
         for r in adversarial_runs()
         if not probed
         or r["eps"] in probed
         or r["method"] == "standard"
         or r["beta"] != "0"
+    ]
+
+
+def probed_adversarial_files(name):
+    """`name` in the directory of every run the study's probes measure (`probed_adversarial_runs`)."""
+    return [adversarial_path(name).format(**r) for r in probed_adversarial_runs()]
+
+
+def checked_adversarial_files(name):
+    """`name` in the directory of every probed run on the clean data (β = 0), which AutoAttack checks: a
+    feature-sweep input x + β·v_y lies outside [0, 1], where AutoAttack's clipping would leave the ε-ball."""
+    return [
+        adversarial_path(name).format(**r)
+        for r in probed_adversarial_runs()
+        if r["beta"] == "0"
     ]
 
 

@@ -240,20 +240,35 @@ def alignment_penalty(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps
 
 def autoattack_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, image_shape: list[int],
                        seed: int, batch_size: int = 250) -> torch.Tensor:
-    """Which points `model` (flattened inputs in [0, 1]) still classifies correctly under AutoAttack's standard
-    version at L∞ radius `eps` (Croce & Hein 2020: APGD-CE, then APGD-T, FAB-T and Square on the points still
-    standing), run by pyautoattack (the authors' code, packaged), an optional dependency. A check on the study's
-    PGD evaluation: its accuracy is an upper bound that AutoAttack usually lowers by a little."""
+    """Which points `model` (flattened inputs; `x` in [0, 1], where AutoAttack clips its iterates) still
+    classifies correctly under AutoAttack's standard version at L∞ radius `eps` (Croce & Hein 2020: APGD-CE,
+    then APGD-T, FAB-T and Square on the points still standing), run by pyautoattack (the authors' code,
+    packaged), an optional dependency. A check on the study's PGD evaluation, whose accuracy is an upper bound
+    that AutoAttack can lower."""
     try:
         from pyautoattack import AutoAttack
     except ImportError as error:
         raise ImportError("AutoAttack needs the optional package pyautoattack: pip install -e '.[autoattack]' "
                           "(or set adversarial.autoattack.images: 0)") from error
-    shaped = nn.Sequential(nn.Flatten(), model).eval()  # AutoAttack's Square attack needs image-shaped inputs
+    # AutoAttack works in float32 on image-shaped inputs (its Square attack needs the shape): the wrapper
+    # flattens them, runs the network in its own type (a float64 run's network stays float64) and hands
+    # AutoAttack float32 outputs
+    shaped = nn.Sequential(nn.Flatten(), _AsType(x.dtype), model, _AsType(torch.float32)).eval()
     attack = AutoAttack(shaped, eps=eps, norm="Linf", version="standard", seed=seed, device=x.device)
-    adversarial, _ = attack.run_standard_evaluation(x.view(len(x), *image_shape), y, batch_size=batch_size)
+    adversarial, _ = attack.run_standard_evaluation(x.float().view(len(x), *image_shape), y, batch_size=batch_size)
     with torch.no_grad():
-        return model(adversarial.flatten(1)).argmax(dim=1) == y
+        return model(adversarial.flatten(1).to(x.dtype)).argmax(dim=1) == y
+
+
+class _AsType(nn.Module):
+    """Casts its input to `dtype`."""
+
+    def __init__(self, dtype: torch.dtype):
+        super().__init__()
+        self.dtype = dtype
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.to(self.dtype)
 
 
 def grad_align_weight(weight: float, eps: float, reference_eps: float = 0.0) -> float:

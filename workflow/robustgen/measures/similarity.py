@@ -215,7 +215,7 @@ class Representation:
                  batch_size: int = 0, passes: int = 1, grams: list[torch.Tensor] | None = None):
         """`grams`: the whole set's Gram matrices of `acts` under `estimator`'s kernel where already computed
         (e.g. linear ones shared by the biased and the debiased estimator); ignored in minibatch mode
-        (`batch_size` between 1 and n: unbiased HSIC per batch of `minibatches`)."""
+        (`batch_size` from 4 to n − 1: unbiased HSIC per batch of `minibatches`)."""
         if estimator not in ESTIMATORS:
             raise ValueError(f"unknown CKA estimator {estimator!r}; allowed: {', '.join(ESTIMATORS)}")
         self.minibatch = minibatch_mode(len(acts[0]), batch_size)
@@ -249,10 +249,11 @@ def minibatch_mode(n: int, batch_size: int) -> bool:
 
 class StreamedCka:
     """Minibatch CKA between the layers of many networks, accumulated one batch at a time (Nguyen et al. 2021;
-    Cianfarani et al.'s online CKA): per batch each network's Gram matrices are prepared once and every
-    requested pair's HSIC is added, so only one batch's activations are ever held — for image sets (or
-    networks) whose activations do not fit at once. The same sums as Representation's minibatch mode over the
-    same batches, in the other loop order."""
+    Cianfarani et al.'s online CKA): per batch each network's activations are turned into its prepared Gram
+    matrices as soon as they are taken (`prepare`; the activations can then be dropped), and at the batch's end
+    every requested pair's HSIC is added (`end_batch`) — so at most one network's activations on one batch are
+    held, for image sets or networks whose activations do not fit at once. The same sums as Representation's
+    minibatch mode over the same batches, in the other loop order."""
 
     def __init__(self, pairs, *, estimator: str = "linear", rbf_threshold: float = 1.0):
         if estimator not in ESTIMATORS:
@@ -261,15 +262,24 @@ class StreamedCka:
         self.estimator, self.rbf_threshold = estimator, rbf_threshold
         self.cross: dict = {}
         self.own: dict = {}
+        self.batch: dict = {}  # this batch's prepared Gram matrices, per network
+
+    def prepare(self, key, layers: list[torch.Tensor]) -> None:
+        """Network `key`'s layers' activations on this batch's examples (the same examples for every network)."""
+        self.batch[key] = prepared = prepare([gram(a, self.estimator, self.rbf_threshold) for a in layers], True)
+        self.own[key] = self.own.get(key, 0) + self_hsic(prepared)
+
+    def end_batch(self) -> None:
+        """Add the batch's HSIC of every pair, whose networks were all prepared, and forget the batch."""
+        for a, b in self.pairs:
+            self.cross[a, b] = self.cross.get((a, b), 0) + hsic_matrix(self.batch[a], self.batch[b])
+        self.batch = {}
 
     def add(self, acts: dict) -> None:
-        """One batch: {network: its layers' activations on the batch's examples}, for every network of a pair."""
-        prepared = {key: prepare([gram(a, self.estimator, self.rbf_threshold) for a in layers], True)
-                    for key, layers in acts.items()}
-        for key, p in prepared.items():
-            self.own[key] = self.own.get(key, 0) + self_hsic(p)
-        for a, b in self.pairs:
-            self.cross[a, b] = self.cross.get((a, b), 0) + hsic_matrix(prepared[a], prepared[b])
+        """One whole batch: {network: its layers' activations on the batch's examples}."""
+        for key, layers in acts.items():
+            self.prepare(key, layers)
+        self.end_batch()
 
     def cka(self, a, b) -> torch.Tensor:
         """(layers of a, layers of b) minibatch CKA of the pair (a, b), over the batches added so far."""

@@ -150,18 +150,23 @@ def whole_set_cka(nets: dict, pairs: list[tuple], images: torch.Tensor, estimato
 def streamed_cka(nets: dict, pairs: list[tuple], images: torch.Tensor, batches: CkaBatches, *,
                  kernel: str = "linear", rbf_threshold: float = 1.0) -> dict:
     """The same as `whole_set_cka` by minibatch CKA over `measures.similarity.minibatches` of the images,
-    streamed batch by batch (one batch's activations held at a time). Both CKAs use unbiased HSIC per batch:
+    streamed batch by batch (one network's activations on one batch held at a time, with every network's
+    Gram matrices of the batch). Both CKAs use unbiased HSIC per batch:
     with a linear kernel (the scalars') they are one estimate; with `kernel` rbf the first has the RBF kernel."""
     study = StreamedCka(pairs, estimator=kernel, rbf_threshold=rbf_threshold)
     linear = study if kernel != "rbf" else StreamedCka(pairs, estimator="linear")
+    accumulators = list(dict.fromkeys((study, linear)))
     keys = list(dict.fromkeys(net for pair in pairs for net in pair))
     names = {}
     for batch in minibatches(len(images), batches.batch_size, batches.passes):
-        acts = {key: hidden_and_output(nets[key], images[batch]) for key in keys}
-        names = {key: list(layers) for key, layers in acts.items()}
-        values = {key: list(layers.values()) for key, layers in acts.items()}
-        for accumulator in dict.fromkeys((study, linear)):
-            accumulator.add(values)
+        for key in keys:  # one network's activations at a time, dropped once turned into Gram matrices
+            acts = hidden_and_output(nets[key], images[batch])
+            names[key] = list(acts)
+            for accumulator in accumulators:
+                accumulator.prepare(key, list(acts.values()))
+            del acts
+        for accumulator in accumulators:
+            accumulator.end_batch()
     return {(a, b): (names[a], names[b], study.cka(a, b), linear.cka(a, b)) for a, b in pairs}
 
 
